@@ -1,0 +1,161 @@
+package service
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/example/micro-starter/pkg/discovery"
+	"github.com/example/micro-starter/pkg/wrappers"
+)
+
+// Config is what every service is started with. Each service embeds it in
+// its own config struct and adds its own flags.
+type Config struct {
+	Name             string // the name the service registers under; set by main, not a flag
+	Registry         discovery.Config
+	ServerAddress    string        // where the RPC server listens; ":0" picks a free port
+	RegisterTTL      time.Duration // how long the registry keeps an instance that stopped re-registering
+	RegisterInterval time.Duration // how often an instance re-registers
+	RegistryAttempts int           // tries to reach the registry at start before giving up
+	Drain            time.Duration // how long a stopping instance keeps serving after deregistering
+	ShutdownTimeout  time.Duration // bound on each shutdown step that waits on something else
+	Client           wrappers.Config
+}
+
+// DefaultConfig is what a service runs with when no flag or variable is set.
+func DefaultConfig(name string) Config {
+	return Config{
+		Name:             name,
+		Registry:         discovery.Default(),
+		ServerAddress:    ":0",
+		RegisterTTL:      10 * time.Second,
+		RegisterInterval: 5 * time.Second,
+		RegistryAttempts: 5,
+		Drain:            2 * time.Second,
+		ShutdownTimeout:  5 * time.Second,
+		Client:           wrappers.DefaultConfig(),
+	}
+}
+
+// Validate reports settings that cannot work together.
+func (c Config) Validate() error {
+	if err := c.Registry.Validate(); err != nil {
+		return err
+	}
+	if c.RegisterInterval <= 0 || c.RegisterTTL <= c.RegisterInterval {
+		// A TTL no longer than the interval lets healthy instances expire
+		// between two registrations.
+		return fmt.Errorf("register interval %v must be positive and shorter than the register TTL %v", c.RegisterInterval, c.RegisterTTL)
+	}
+	if c.RegistryAttempts < 1 {
+		return fmt.Errorf("registry attempts %d: must be at least 1", c.RegistryAttempts)
+	}
+	if c.Drain < 0 || c.ShutdownTimeout <= 0 {
+		return fmt.Errorf("drain %v must not be negative and shutdown timeout %v must be positive", c.Drain, c.ShutdownTimeout)
+	}
+	return c.Client.Validate()
+}
+
+// UsageError is a wrong flag or environment variable: main prints it on one
+// line and exits with status 2, before anything has started.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// ExitCode is the process status for an error returned by a service's run.
+func ExitCode(err error) int {
+	var u *UsageError
+	if errors.As(err, &u) {
+		return 2
+	}
+	return 1
+}
+
+// Flags declares the settings of c on fs, with go-micro's flag names where
+// go-micro has one, so that a go-micro user's flags and MICRO_* variables
+// keep working.
+func (c *Config) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Registry.Name, "registry", c.Registry.Name, "registry: "+strings.Join(discovery.Names, ", "))
+	fs.Func("registry_address", "registry address host:port[,host:port] (default: the registry's own)", func(s string) error {
+		addrs, err := discovery.ParseAddresses(s)
+		c.Registry.Addresses = addrs
+		return err
+	})
+	fs.DurationVar(&c.Registry.Timeout, "registry_timeout", c.Registry.Timeout, "bound on one registry call made at start or stop")
+	fs.IntVar(&c.RegistryAttempts, "registry_attempts", c.RegistryAttempts, "tries to reach the registry at start")
+	fs.StringVar(&c.ServerAddress, "server_address", c.ServerAddress, "RPC listen address; :0 picks a free port")
+	fs.Var((*seconds)(&c.RegisterTTL), "register_ttl", "registry TTL of this instance (e.g. 10s; a bare number is seconds, as in go-micro)")
+	fs.Var((*seconds)(&c.RegisterInterval), "register_interval", "re-registration interval (e.g. 5s; a bare number is seconds)")
+	fs.DurationVar(&c.Drain, "shutdown_drain", c.Drain, "keep serving this long after deregistering on SIGTERM")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown_timeout", c.ShutdownTimeout, "bound on each shutdown step")
+	fs.StringVar(&c.Client.Strategy, "selector", c.Client.Strategy, "load balancing: roundrobin or random")
+	fs.IntVar(&c.Client.Retries, "client_retries", c.Client.Retries, "retries of a failed call, each on the next instance")
+	fs.DurationVar(&c.Client.RequestTimeout, "client_request_timeout", c.Client.RequestTimeout, "timeout of a whole call, retries included")
+	fs.DurationVar(&c.Client.AttemptTimeout, "client_attempt_timeout", c.Client.AttemptTimeout, "timeout of one attempt on one instance")
+	fs.IntVar(&c.Client.Breaker.MaxConcurrent, "breaker_max_concurrent", c.Client.Breaker.MaxConcurrent, "calls in flight per endpoint before the breaker rejects")
+	fs.IntVar(&c.Client.Breaker.VolumeThreshold, "breaker_volume", c.Client.Breaker.VolumeThreshold, "calls in 10 s before the breaker may open")
+	fs.IntVar(&c.Client.Breaker.ErrorPercent, "breaker_error_percent", c.Client.Breaker.ErrorPercent, "percentage of failed calls that opens the breaker")
+	fs.DurationVar(&c.Client.Breaker.SleepWindow, "breaker_sleep", c.Client.Breaker.SleepWindow, "how long an open breaker rejects before testing again")
+}
+
+// Parse parses args into fs, then fills every flag not given on the command
+// line from its environment variable: MICRO_ and the flag name in capitals,
+// unless env names another. Errors are UsageErrors.
+func Parse(fs *flag.FlagSet, args []string, getenv func(string) string, env map[string]string) error {
+	fs.SetOutput(io.Discard) // errors are returned, and printed once by main
+	if err := fs.Parse(args); err != nil {
+		return &UsageError{err}
+	}
+	if fs.NArg() > 0 {
+		return &UsageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || err != nil {
+			return
+		}
+		name, ok := env[f.Name]
+		if !ok {
+			name = "MICRO_" + strings.ToUpper(f.Name)
+		}
+		if v := getenv(name); v != "" {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				err = &UsageError{fmt.Errorf("%s=%q: %v", name, v, serr)}
+			}
+		}
+	})
+	return err
+}
+
+// Usage writes fs's flags, for -h.
+func Usage(fs *flag.FlagSet, w io.Writer) {
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}
+
+// seconds is a duration flag that also takes a bare number of seconds, the
+// unit of go-micro's --register_ttl and MICRO_REGISTER_TTL.
+type seconds time.Duration
+
+func (s *seconds) String() string { return time.Duration(*s).String() }
+
+func (s *seconds) Set(v string) error {
+	if n, err := strconv.Atoi(v); err == nil {
+		*s = seconds(time.Duration(n) * time.Second)
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("want a duration such as 10s, or a number of seconds")
+	}
+	*s = seconds(d)
+	return nil
+}

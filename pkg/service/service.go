@@ -1,0 +1,135 @@
+// Package service runs one instance of a go-micro service: it registers the
+// instance, keeps it registered, and on shutdown deregisters it, drains, and
+// waits for calls in flight, without ever hanging on the registry.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"go-micro.dev/v4/broker"
+	"go-micro.dev/v4/client"
+	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/server"
+
+	"github.com/example/micro-starter/pkg/discovery"
+	"github.com/example/micro-starter/pkg/wrappers"
+)
+
+// Service is one instance: a go-micro server to register handlers on, and
+// the wrapped client to call other services with.
+type Service struct {
+	cfg      Config
+	log      *slog.Logger
+	registry registry.Registry
+	server   server.Server
+	client   client.Client
+	draining atomic.Bool
+}
+
+// New builds the instance without contacting the registry; Run does that.
+// Options are built here rather than by go-micro's service.Init, which
+// re-reads os.Args and resets RegisterTTL, RegisterInterval and client
+// retries to its own defaults, and exits the process on a bad flag.
+func New(cfg Config, log *slog.Logger, opts ...server.Option) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, &UsageError{err}
+	}
+	reg, err := discovery.New(cfg.Registry)
+	if err != nil {
+		return nil, &UsageError{err}
+	}
+	cl, err := wrappers.NewClient(reg, cfg.Client)
+	if err != nil {
+		return nil, &UsageError{err}
+	}
+	s := &Service{cfg: cfg, log: log.With("service", cfg.Name), registry: reg, client: cl}
+	s.server = server.NewServer(append([]server.Option{
+		server.Name(cfg.Name),
+		server.Address(cfg.ServerAddress),
+		server.Registry(reg),
+		server.Broker(broker.NewMemoryBroker()), // no pub/sub here: open no port for it
+		server.RegisterTTL(cfg.RegisterTTL),
+		server.RegisterInterval(cfg.RegisterInterval),
+		// Stops re-registration once shutdown has begun.
+		server.RegisterCheck(func(context.Context) error {
+			if s.draining.Load() {
+				return errDraining
+			}
+			return nil
+		}),
+		// Stop waits for handlers in flight. Only honoured here, in NewServer.
+		server.Wait(nil),
+	}, opts...)...)
+	return s, nil
+}
+
+var errDraining = errors.New("shutting down")
+
+// Server is the RPC server to register handlers on before Run.
+func (s *Service) Server() server.Server { return s.server }
+
+// Client calls other services by name through the wrapper chain.
+func (s *Service) Client() client.Client { return s.client }
+
+// Registry is the registry this instance registers in.
+func (s *Service) Registry() registry.Registry { return s.registry }
+
+// Instance names this instance as the registry does ("user-<uuid>").
+func (s *Service) Instance() string { return s.cfg.Name + "-" + s.server.Options().Id }
+
+// Draining reports whether shutdown has begun.
+func (s *Service) Draining() bool { return s.draining.Load() }
+
+// Run starts the server, registers it, and serves until ctx is done. Then it
+// deregisters, keeps serving for the drain period so that callers whose
+// cached node list still names this instance are answered, and stops once
+// calls in flight have finished. It fails if the registry cannot be reached
+// at start.
+func (s *Service) Run(ctx context.Context) error {
+	if err := discovery.Ping(ctx, s.cfg.Registry, s.registry, s.cfg.RegistryAttempts, time.Second, func(format string, args ...any) {
+		s.log.Warn(fmt.Sprintf(format, args...))
+	}); err != nil {
+		return err
+	}
+	if err := s.server.Start(); err != nil {
+		return fmt.Errorf("start server: %w", err)
+	}
+	s.log.Info("serving", "instance", s.Instance(), "address", s.server.Options().Address,
+		"registry", s.cfg.Registry.Name, "register_ttl", s.cfg.RegisterTTL, "register_interval", s.cfg.RegisterInterval)
+
+	<-ctx.Done()
+	s.Shutdown()
+	return nil
+}
+
+// Shutdown deregisters, drains and stops. Every step that waits on the
+// registry or on handlers is bounded by the shutdown timeout and logged.
+func (s *Service) Shutdown() {
+	start := time.Now()
+	s.draining.Store(true)
+	s.deregister()
+	time.Sleep(s.cfg.Drain)
+	// A re-registration already under way when draining began may have
+	// landed after the first deregistration.
+	s.deregister()
+	if err := discovery.Call(context.Background(), s.cfg.ShutdownTimeout, s.server.Stop); err != nil {
+		s.log.Error("stop server", "err", err)
+	}
+	s.log.Info("stopped", "instance", s.Instance(), "took", time.Since(start).Round(time.Millisecond))
+}
+
+func (s *Service) deregister() {
+	type deregisterer interface{ Deregister() error }
+	d, ok := s.server.(deregisterer)
+	if !ok {
+		return
+	}
+	if err := discovery.Call(context.Background(), s.cfg.ShutdownTimeout, d.Deregister); err != nil {
+		s.log.Error("deregister", "instance", s.Instance(), "err", err)
+	}
+}

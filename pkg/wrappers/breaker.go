@@ -1,0 +1,107 @@
+package wrappers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	hystrixgo "github.com/afex/hystrix-go/hystrix"
+	"github.com/go-micro/plugins/v4/wrapper/breaker/hystrix"
+	"go-micro.dev/v4/client"
+	merrors "go-micro.dev/v4/errors"
+)
+
+// BreakerConfig tunes the circuit of each service endpoint.
+type BreakerConfig struct {
+	// MaxConcurrent is the number of calls in flight per endpoint before new
+	// ones are rejected. hystrix-go counts rejections as failures, so a
+	// value near the real load opens the circuit on load alone.
+	MaxConcurrent int
+	// VolumeThreshold is the number of calls in a 10 s window before the
+	// error rate is considered at all.
+	VolumeThreshold int
+	// ErrorPercent opens the circuit once reached within the window.
+	ErrorPercent int
+	// SleepWindow is how long an open circuit rejects calls before it lets
+	// one through to test the service again.
+	SleepWindow time.Duration
+}
+
+// DefaultBreakerConfig opens a circuit after 20 calls of which half failed,
+// and tests the service again after 5 s.
+func DefaultBreakerConfig() BreakerConfig {
+	return BreakerConfig{MaxConcurrent: 1000, VolumeThreshold: 20, ErrorPercent: 50, SleepWindow: 5 * time.Second}
+}
+
+// Validate rejects settings hystrix-go would silently misread.
+func (c BreakerConfig) Validate() error {
+	if c.MaxConcurrent < 1 || c.VolumeThreshold < 1 || c.SleepWindow < time.Millisecond {
+		return fmt.Errorf("breaker: max concurrent %d, volume %d and sleep window %v must be positive", c.MaxConcurrent, c.VolumeThreshold, c.SleepWindow)
+	}
+	if c.ErrorPercent < 1 || c.ErrorPercent > 100 {
+		return fmt.Errorf("breaker: error percent %d must be between 1 and 100", c.ErrorPercent)
+	}
+	return nil
+}
+
+// Breaker wraps a client in go-micro's hystrix breaker with one circuit per
+// service endpoint ("user.UserService.Get"). requestTimeout is the client's
+// own budget for a call, retries included: the breaker's timeout is set
+// above it, so the breaker never cuts a call the client would still finish.
+//
+// Only failures of the callee count: errors with a 4xx code (bad input, not
+// found) mean the service worked, and never open a circuit. When a circuit
+// is open the call fails at once with a 503.
+func Breaker(c BreakerConfig, requestTimeout time.Duration) client.Wrapper {
+	settings := hystrixgo.CommandConfig{
+		Timeout:                int((requestTimeout + time.Second).Milliseconds()),
+		MaxConcurrentRequests:  c.MaxConcurrent,
+		RequestVolumeThreshold: c.VolumeThreshold,
+		ErrorPercentThreshold:  c.ErrorPercent,
+		SleepWindow:            int(c.SleepWindow.Milliseconds()),
+	}
+	inner := hystrix.NewClientWrapper(hystrix.WithFilter(isCallerError))
+	return func(next client.Client) client.Client {
+		return &breaker{Client: inner(next), settings: settings}
+	}
+}
+
+type breaker struct {
+	client.Client
+	settings   hystrixgo.CommandConfig
+	configured sync.Map // circuit name -> struct{}
+}
+
+func (b *breaker) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
+	// hystrix-go keeps circuits in package state and creates them with its
+	// global defaults on first use; configure ours before that happens.
+	name := req.Service() + "." + req.Endpoint()
+	if _, seen := b.configured.LoadOrStore(name, struct{}{}); !seen {
+		hystrixgo.ConfigureCommand(name, b.settings)
+	}
+	return breakerError(name, b.Client.Call(ctx, req, rsp, opts...))
+}
+
+// isCallerError reports errors that say the request was wrong, not that the
+// service failed: the hystrix filter then does not count them.
+func isCallerError(_ context.Context, err error) bool {
+	e, ok := Error(err)
+	return ok && e.Code >= 400 && e.Code < 500 && e.Code != 408
+}
+
+// breakerError turns hystrix-go's plain errors into go-micro errors, so that
+// callers and the gateway map them like any other.
+func breakerError(circuit string, err error) error {
+	switch {
+	case errors.Is(err, hystrixgo.ErrCircuitOpen):
+		return merrors.New(clientID, fmt.Sprintf("%s: circuit open", circuit), 503)
+	case errors.Is(err, hystrixgo.ErrMaxConcurrency):
+		return merrors.New(clientID, fmt.Sprintf("%s: too many calls in flight", circuit), 503)
+	case errors.Is(err, hystrixgo.ErrTimeout):
+		return merrors.Timeout(clientID, "%s: breaker timeout", circuit)
+	default:
+		return err
+	}
+}

@@ -1,0 +1,89 @@
+// Package wrappers builds the go-micro client every service uses to call
+// another: load balancing, a circuit breaker, and timeouts with retries that
+// fail over to another instance. NewClient is the one place the chain is
+// assembled.
+package wrappers
+
+import (
+	"fmt"
+	"time"
+
+	"go-micro.dev/v4/broker"
+	"go-micro.dev/v4/client"
+	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/selector"
+)
+
+// Config holds every client setting a service exposes as a flag.
+type Config struct {
+	Strategy       string        // "roundrobin" or "random"
+	Retries        int           // attempts after the first, each on the next instance
+	RequestTimeout time.Duration // the whole call, all attempts together
+	AttemptTimeout time.Duration // one attempt on one instance
+	Breaker        BreakerConfig
+}
+
+// DefaultConfig suits calls between services on one network: a dead
+// instance costs one refused connection, a hung one AttemptTimeout, and
+// three attempts fit inside RequestTimeout.
+func DefaultConfig() Config {
+	return Config{
+		Strategy:       "roundrobin",
+		Retries:        2,
+		RequestTimeout: 5 * time.Second,
+		AttemptTimeout: 1500 * time.Millisecond,
+		Breaker:        DefaultBreakerConfig(),
+	}
+}
+
+// Validate rejects settings that would make calls fail or never fail over.
+func (c Config) Validate() error {
+	if _, ok := strategies[c.Strategy]; !ok {
+		return fmt.Errorf("unknown load-balancing strategy %q: want roundrobin or random", c.Strategy)
+	}
+	if c.Retries < 0 {
+		return fmt.Errorf("client retries %d: must be 0 or more", c.Retries)
+	}
+	if c.AttemptTimeout <= 0 || c.RequestTimeout <= 0 {
+		return fmt.Errorf("client timeouts must be positive (request %v, attempt %v)", c.RequestTimeout, c.AttemptTimeout)
+	}
+	if c.AttemptTimeout > c.RequestTimeout {
+		return fmt.Errorf("client attempt timeout %v is longer than the request timeout %v: no retry could ever run", c.AttemptTimeout, c.RequestTimeout)
+	}
+	return c.Breaker.Validate()
+}
+
+// NewClient returns the client services call each other with. The wrappers
+// are listed outermost first: the breaker sees one logical call, retries
+// included, so a single dead instance that fail-over hides never counts
+// against the circuit.
+func NewClient(reg registry.Registry, c Config) (client.Client, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	base := client.NewClient(
+		client.Registry(reg),
+		// The selector caches lookups and keeps them fresh with a registry watch.
+		client.Selector(selector.NewSelector(selector.Registry(reg))),
+		// Services here don't publish events; the memory broker opens no port.
+		client.Broker(broker.NewMemoryBroker()),
+		client.Retries(c.Retries),
+		client.Retry(RetryTransportErrors),
+		client.Backoff(failoverBackoff),
+		client.RequestTimeout(c.RequestTimeout),
+		client.DialTimeout(c.AttemptTimeout),
+		client.WrapCall(AttemptTimeout(c.AttemptTimeout)),
+	)
+	return chain(base,
+		Breaker(c.Breaker, c.RequestTimeout),
+		LoadBalance(c.Strategy),
+	), nil
+}
+
+// chain applies wrappers so that the first one listed is the outermost.
+func chain(c client.Client, ws ...client.Wrapper) client.Client {
+	for i := len(ws) - 1; i >= 0; i-- {
+		c = ws[i](c)
+	}
+	return c
+}

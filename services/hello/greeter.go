@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"go-micro.dev/v4/client"
+	merrors "go-micro.dev/v4/errors"
+
+	"github.com/example/micro-starter/pkg/wrappers"
+	hellopb "github.com/example/micro-starter/services/hello/proto"
+	userpb "github.com/example/micro-starter/services/user/proto"
+)
+
+const maxNameLen = 100
+
+// Handler serves HelloService, looking users up in the user service.
+type Handler struct {
+	users    userpb.UserService
+	instance string
+}
+
+func (h *Handler) Greet(ctx context.Context, req *hellopb.GreetRequest, rsp *hellopb.GreetResponse) error {
+	userID, name := strings.TrimSpace(req.UserId), strings.TrimSpace(req.Name)
+	switch {
+	case userID == "" && name == "":
+		return merrors.BadRequest("hello.Greet", "user_id or name: one is required")
+	case userID != "" && name != "":
+		return merrors.BadRequest("hello.Greet", "user_id and name: give one, not both")
+	case utf8.RuneCountInString(name) > maxNameLen:
+		return merrors.BadRequest("hello.Greet", "name: longer than %d characters", maxNameLen)
+	}
+	if userID != "" {
+		u, err := h.users.Get(ctx, &userpb.GetRequest{Id: userID})
+		if err != nil {
+			return fromUser(err)
+		}
+		name = u.User.Name
+		rsp.UserInstance = u.Instance
+	}
+	rsp.Message = fmt.Sprintf("Hello, %s!", name)
+	rsp.Instance = h.instance
+	return nil
+}
+
+// fromUser passes on an error of the user service with its code, so a 404
+// stays a 404, under hello's own id: an error that kept go-micro's client
+// id would be taken for a transport failure and retried by hello's callers.
+func fromUser(err error) error {
+	e, ok := wrappers.Error(err)
+	if !ok {
+		return merrors.InternalServerError("hello.Greet", "user.Get: %v", err)
+	}
+	return merrors.New("hello.Greet", "user.Get: "+e.Detail, e.Code)
+}
+
+// newHandler is what main and the tests use to build a Handler.
+func newHandler(c client.Client, instance string) *Handler {
+	return &Handler{users: userpb.NewUserService("user", c), instance: instance}
+}

@@ -11,8 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	grpcserver "github.com/go-micro/plugins/v4/server/grpc"
 	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/client"
+	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/server"
 
@@ -48,7 +50,7 @@ func New(cfg Config, log *slog.Logger, opts ...server.Option) (*Service, error) 
 		return nil, &UsageError{err}
 	}
 	s := &Service{cfg: cfg, log: log.With("service", cfg.Name), registry: reg, client: cl}
-	s.server = server.NewServer(append([]server.Option{
+	s.server = grpcserver.NewServer(append([]server.Option{
 		server.Name(cfg.Name),
 		server.Address(cfg.ServerAddress),
 		server.Registry(reg),
@@ -64,11 +66,31 @@ func New(cfg Config, log *slog.Logger, opts ...server.Option) (*Service, error) 
 		}),
 		// Stop waits for handlers in flight. Only honoured here, in NewServer.
 		server.Wait(nil),
+		server.WrapHandler(ownErrors(cfg.Name)),
 	}, opts...)...)
 	return s, nil
 }
 
 var errDraining = errors.New("shutting down")
+
+// ownErrors gives an error a handler returned that is not a go-micro error
+// the service's name as id and code 500. Without it, gRPC delivers it to
+// the caller as an error of go-micro's client, and the caller retries it on
+// another instance as if the connection had failed.
+func ownErrors(service string) server.HandlerWrapper {
+	return func(next server.HandlerFunc) server.HandlerFunc {
+		return func(ctx context.Context, req server.Request, rsp interface{}) error {
+			err := next(ctx, req, rsp)
+			if err == nil {
+				return nil
+			}
+			if e, ok := merrors.As(err); ok {
+				return e // unwrapped: the gRPC server only recognises the bare type
+			}
+			return merrors.InternalServerError(service, "%s: %v", req.Endpoint(), err)
+		}
+	}
+}
 
 // Server is the RPC server to register handlers on before Run.
 func (s *Service) Server() server.Server { return s.server }

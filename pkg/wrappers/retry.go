@@ -8,13 +8,10 @@ import (
 	"go-micro.dev/v4/registry"
 )
 
-// The ids go-micro's client gives the errors it raises itself, as opposed to
-// errors a service returned: a refused connection or a timeout, and a
-// connection that broke while sending or receiving.
-const (
-	clientID    = "go.micro.client"
-	transportID = "go.micro.client.transport"
-)
+// clientID is the id go-micro's client gives the errors it raises itself
+// (a refused or broken connection, a timeout), as opposed to errors a
+// service returned, which carry the service's id.
+const clientID = "go.micro.client"
 
 // RetryTransportErrors retries a call that never got an answer from a
 // service: a connection that failed or an attempt that timed out. go-micro's
@@ -25,20 +22,20 @@ const (
 // service answered. Retried calls must be safe to repeat: a connection that
 // broke after sending may have reached the service.
 // Services that pass on an error from a call of their own must give it their
-// own id (see services/hello), or their callers would retry it as well.
+// own id (see services/hello), or their callers would retry it as well; the
+// server in pkg/service gives any error that is not a go-micro error the
+// service's id for the same reason.
 func RetryTransportErrors(_ context.Context, _ client.Request, _ int, err error) (bool, error) {
 	e, ok := Error(err)
 	if !ok {
 		return false, nil
 	}
-	switch e.Id {
-	case transportID:
-		return true, nil
-	case clientID:
-		return e.Code == 500 || e.Code == 408, nil
-	default:
+	if e.Id != clientID {
 		return false, nil
 	}
+	// gRPC reports a refused or closed connection as Unavailable (503), a
+	// failed dial as 500, an attempt that ran out of time as 408.
+	return e.Code == 503 || e.Code == 500 || e.Code == 408, nil
 }
 
 // failoverBackoff retries at once: the retry goes to the next instance, so
@@ -52,7 +49,7 @@ func failoverBackoff(_ context.Context, _ client.Request, attempt int) (time.Dur
 }
 
 // AttemptTimeout bounds each attempt, so a hung instance costs one attempt
-// and not the whole request timeout. go-micro only bounds the call as a
+// and not the whole request timeout: go-micro bounds only the call as a
 // whole.
 func AttemptTimeout(d time.Duration) client.CallWrapper {
 	return func(next client.CallFunc) client.CallFunc {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	grpcclient "github.com/go-micro/plugins/v4/client/grpc"
 	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/client"
 	"go-micro.dev/v4/registry"
@@ -61,7 +62,10 @@ func NewClient(reg registry.Registry, c Config) (client.Client, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	base := client.NewClient(
+	// gRPC, not go-micro's default HTTP transport: on its pooled connections
+	// a call now and then gets no answer until a 5 s timeout, which is also
+	// the only bound it puts on an attempt (TestNoStallOnPooledConnections).
+	base := grpcclient.NewClient(
 		client.Registry(reg),
 		// The selector caches lookups and keeps them fresh with a registry watch.
 		client.Selector(selector.NewSelector(selector.Registry(reg))),

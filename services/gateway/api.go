@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -101,8 +102,8 @@ func (a *API) helloBody(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, badRequest("invalid JSON body: %v", err))
 		return
 	}
-	if dec.More() {
-		a.writeError(w, r, badRequest("invalid JSON body: more than one value"))
+	if _, err := dec.Token(); err != io.EOF {
+		a.writeError(w, r, badRequest("invalid JSON body: data after the object"))
 		return
 	}
 	a.greet(w, r, req)

@@ -52,7 +52,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log := slog.New(slog.NewTextHandler(stdout, nil))
 
-	// Bind first: a taken port is an error before anything registers.
+	// Settings first, so a typo is a usage error even when the port is taken;
+	// then bind, so a taken port is an error before anything registers.
+	if err := cfg.Validate(); err != nil {
+		return &service.UsageError{Err: err}
+	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddress)
 	if err != nil {
 		return fmt.Errorf("http listen: %w", err)

@@ -37,7 +37,7 @@ func (h *Handler) Greet(ctx context.Context, req *hellopb.GreetRequest, rsp *hel
 		if err != nil {
 			return fromUser(err)
 		}
-		name = u.User.Name
+		name = u.GetUser().GetName()
 		rsp.UserInstance = u.Instance
 	}
 	rsp.Message = fmt.Sprintf("Hello, %s!", name)

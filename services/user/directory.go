@@ -54,6 +54,9 @@ func LoadDirectory(r io.Reader) (*Directory, error) {
 	if err := dec.Decode(&users); err != nil {
 		return nil, fmt.Errorf("decode users: %w", err)
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("decode users: data after the array")
+	}
 	d := &Directory{byID: make(map[string]User, len(users))}
 	for i, u := range users {
 		if !idPattern.MatchString(u.ID) {

@@ -1,0 +1,411 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"go-micro.dev/v4/client"
+	merrors "go-micro.dev/v4/errors"
+
+	hellopb "github.com/example/micro-starter/services/hello/proto"
+	userpb "github.com/example/micro-starter/services/user/proto"
+)
+
+// fakeUsers is a userpb.UserService answering with get and list, and
+// recording the requests it was sent.
+type fakeUsers struct {
+	get  func(*userpb.GetRequest) (*userpb.GetResponse, error)
+	list func(*userpb.ListRequest) (*userpb.ListResponse, error)
+
+	mu       sync.Mutex
+	requests []string
+}
+
+var _ userpb.UserService = (*fakeUsers)(nil)
+
+func (f *fakeUsers) record(req string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.requests = append(f.requests, req)
+}
+
+func (f *fakeUsers) Get(_ context.Context, in *userpb.GetRequest, _ ...client.CallOption) (*userpb.GetResponse, error) {
+	f.record(fmt.Sprintf("Get(id=%q)", in.Id))
+	if f.get == nil {
+		return nil, errors.New("fakeUsers: Get not expected")
+	}
+	return f.get(in)
+}
+
+func (f *fakeUsers) List(_ context.Context, in *userpb.ListRequest, _ ...client.CallOption) (*userpb.ListResponse, error) {
+	f.record(fmt.Sprintf("List(page=%d page_size=%d)", in.Page, in.PageSize))
+	if f.list == nil {
+		return nil, errors.New("fakeUsers: List not expected")
+	}
+	return f.list(in)
+}
+
+func (f *fakeUsers) Requests() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.requests...)
+}
+
+// fakeHello is a hellopb.HelloService answering with greet.
+type fakeHello struct {
+	greet func(*hellopb.GreetRequest) (*hellopb.GreetResponse, error)
+
+	mu       sync.Mutex
+	requests []string
+}
+
+var _ hellopb.HelloService = (*fakeHello)(nil)
+
+func (f *fakeHello) Greet(_ context.Context, in *hellopb.GreetRequest, _ ...client.CallOption) (*hellopb.GreetResponse, error) {
+	f.mu.Lock()
+	f.requests = append(f.requests, fmt.Sprintf("user_id=%q name=%q", in.UserId, in.Name))
+	f.mu.Unlock()
+	if f.greet == nil {
+		return nil, errors.New("fakeHello: Greet not expected")
+	}
+	return f.greet(in)
+}
+
+func (f *fakeHello) Requests() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.requests...)
+}
+
+// Canned answers of the fakes.
+
+func listUsers(in *userpb.ListRequest) (*userpb.ListResponse, error) {
+	return &userpb.ListResponse{
+		Users:    []*userpb.User{{Id: "ada", Name: "Ada Lovelace", Email: "ada@example.com"}, {Id: "alan", Name: "Alan Turing"}},
+		Total:    12,
+		Instance: "user-1",
+	}, nil
+}
+
+func getAda(in *userpb.GetRequest) (*userpb.GetResponse, error) {
+	return &userpb.GetResponse{User: &userpb.User{Id: in.Id, Name: "Ada Lovelace", Email: "ada@example.com"}, Instance: "user-2"}, nil
+}
+
+func getFails(err error) func(*userpb.GetRequest) (*userpb.GetResponse, error) {
+	return func(*userpb.GetRequest) (*userpb.GetResponse, error) { return nil, err }
+}
+
+func listFails(err error) func(*userpb.ListRequest) (*userpb.ListResponse, error) {
+	return func(*userpb.ListRequest) (*userpb.ListResponse, error) { return nil, err }
+}
+
+func greet(in *hellopb.GreetRequest) (*hellopb.GreetResponse, error) {
+	if in.UserId != "" {
+		return &hellopb.GreetResponse{Message: "Hello, Ada Lovelace!", Instance: "hello-1", UserInstance: "user-3"}, nil
+	}
+	return &hellopb.GreetResponse{Message: "Hello, " + in.Name + "!", Instance: "hello-1"}, nil
+}
+
+func greetFails(err error) func(*hellopb.GreetRequest) (*hellopb.GreetResponse, error) {
+	return func(*hellopb.GreetRequest) (*hellopb.GreetResponse, error) { return nil, err }
+}
+
+// apiFixture is an API on fakes, with its log kept.
+type apiFixture struct {
+	api   *API
+	users *fakeUsers
+	hello *fakeHello
+	log   *bytes.Buffer
+}
+
+func newFixture(tb testing.TB, users *fakeUsers, hello *fakeHello, ready func(context.Context) error) *apiFixture {
+	tb.Helper()
+	if users == nil {
+		users = &fakeUsers{}
+	}
+	if hello == nil {
+		hello = &fakeHello{}
+	}
+	if ready == nil {
+		ready = func(context.Context) error { return nil }
+	}
+	var log bytes.Buffer
+	return &apiFixture{
+		api:   &API{users: users, hello: hello, ready: ready, log: slog.New(slog.NewTextHandler(&log, nil))},
+		users: users,
+		hello: hello,
+		log:   &log,
+	}
+}
+
+// serve sends one request to the API and returns the recorded response.
+func (f *apiFixture) serve(tb testing.TB, method, target string, body io.Reader) *httptest.ResponseRecorder {
+	tb.Helper()
+	req := httptest.NewRequest(method, target, body)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	rec := httptest.NewRecorder()
+	f.api.Handler().ServeHTTP(rec, req)
+	return rec
+}
+
+// jsonBody decodes a response that must be a JSON object.
+func jsonBody(tb testing.TB, rec *httptest.ResponseRecorder) map[string]any {
+	tb.Helper()
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		tb.Errorf("Content-Type = %q, want application/json", ct)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil {
+		tb.Fatalf("body %q: %v", rec.Body.String(), err)
+	}
+	return m
+}
+
+// field returns the value at a dotted path such as "user.id" in m.
+func field(tb testing.TB, m map[string]any, path string) (any, bool) {
+	tb.Helper()
+	var v any = m
+	for _, k := range strings.Split(path, ".") {
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if v, ok = obj[k]; !ok {
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+// wantFields checks the fields of a JSON body: each value of want must
+// equal the body's (numbers are float64), except a string ending in "…",
+// which the body's must start with.
+func wantFields(tb testing.TB, body map[string]any, want map[string]any) {
+	tb.Helper()
+	for path, w := range want {
+		got, ok := field(tb, body, path)
+		if !ok {
+			tb.Errorf("body has no %s: %v", path, body)
+			continue
+		}
+		if ws, isStr := w.(string); isStr && strings.HasSuffix(ws, "…") {
+			gs, _ := got.(string)
+			if !strings.HasPrefix(gs, strings.TrimSuffix(ws, "…")) {
+				tb.Errorf("%s = %q, want it to start with %q", path, got, strings.TrimSuffix(ws, "…"))
+			}
+			continue
+		}
+		if !reflect.DeepEqual(got, w) {
+			tb.Errorf("%s = %#v, want %#v", path, got, w)
+		}
+	}
+}
+
+func TestAPI(t *testing.T) {
+	notFound := merrors.NotFound("user.Get", `user "nobody": not found`)
+	tests := []struct {
+		name       string
+		method     string
+		target     string
+		body       string
+		users      *fakeUsers
+		hello      *fakeHello
+		wantStatus int
+		wantBody   map[string]any
+		wantUsers  []string // requests the user service got; nil: not checked
+		wantGreet  string   // the one request the hello service got; "-": none; "": not checked
+	}{
+		// GET /users
+		{name: "list users", method: "GET", target: "/users", users: &fakeUsers{list: listUsers},
+			wantStatus: 200,
+			wantBody:   map[string]any{"total": 12.0, "instance": "user-1", "users": []any{map[string]any{"id": "ada", "name": "Ada Lovelace", "email": "ada@example.com"}, map[string]any{"id": "alan", "name": "Alan Turing", "email": ""}}},
+			wantUsers:  []string{"List(page=0 page_size=0)"}},
+		{name: "list users paged", method: "GET", target: "/users?page=2&page_size=5", users: &fakeUsers{list: listUsers},
+			wantStatus: 200, wantBody: map[string]any{"total": 12.0},
+			wantUsers: []string{"List(page=2 page_size=5)"}},
+		{name: "list users, negative page passed on", method: "GET", target: "/users?page=-1", users: &fakeUsers{list: listFails(merrors.BadRequest("user.List", "page: must not be negative"))},
+			wantStatus: 400, wantBody: map[string]any{"error": "page: must not be negative", "status": 400.0},
+			wantUsers: []string{"List(page=-1 page_size=0)"}},
+		{name: "page not a number", method: "GET", target: "/users?page=x", users: &fakeUsers{list: listUsers},
+			wantStatus: 400, wantBody: map[string]any{"error": `page: "x" is not a whole number`, "status": 400.0},
+			wantUsers: []string{}},
+		{name: "page_size not a number", method: "GET", target: "/users?page_size=1.5", users: &fakeUsers{list: listUsers},
+			wantStatus: 400, wantBody: map[string]any{"error": `page_size: "1.5" is not a whole number`},
+			wantUsers: []string{}},
+		{name: "page beyond int32", method: "GET", target: "/users?page=2147483648", users: &fakeUsers{list: listUsers},
+			wantStatus: 400, wantBody: map[string]any{"error": `page: "2147483648" is not a whole number`},
+			wantUsers: []string{}},
+		{name: "list users, no instance", method: "GET", target: "/users", users: &fakeUsers{list: listFails(merrors.New("go.micro.client", "service user: no instance available", 503))},
+			wantStatus: 503, wantBody: map[string]any{"error": "service user: no instance available", "status": 503.0}},
+
+		// GET /users/{id}
+		{name: "get user", method: "GET", target: "/users/ada", users: &fakeUsers{get: getAda},
+			wantStatus: 200, wantBody: map[string]any{"user": map[string]any{"id": "ada", "name": "Ada Lovelace", "email": "ada@example.com"}, "instance": "user-2"},
+			wantUsers: []string{`Get(id="ada")`}},
+		{name: "user not found", method: "GET", target: "/users/nobody", users: &fakeUsers{get: getFails(notFound)},
+			wantStatus: 404, wantBody: map[string]any{"error": `user "nobody": not found`, "status": 404.0}},
+		{name: "user not found, as JSON text", method: "GET", target: "/users/nobody", users: &fakeUsers{get: getFails(errors.New(notFound.Error()))},
+			wantStatus: 404, wantBody: map[string]any{"error": `user "nobody": not found`, "status": 404.0}},
+		{name: "user not found, wrapped", method: "GET", target: "/users/nobody", users: &fakeUsers{get: getFails(fmt.Errorf("call: %w", notFound))},
+			wantStatus: 404, wantBody: map[string]any{"status": 404.0}},
+		{name: "bad user id", method: "GET", target: "/users/BAD!", users: &fakeUsers{get: getFails(merrors.BadRequest("user.Get", `id: "BAD!" is not a user id`))},
+			wantStatus: 400, wantBody: map[string]any{"error": `id: "BAD!" is not a user id`, "status": 400.0},
+			wantUsers: []string{`Get(id="BAD!")`}},
+		{name: "user service unavailable", method: "GET", target: "/users/ada", users: &fakeUsers{get: getFails(merrors.New("go.micro.client", "service user: no instance available", 503))},
+			wantStatus: 503, wantBody: map[string]any{"status": 503.0}},
+		{name: "user service timeout", method: "GET", target: "/users/ada", users: &fakeUsers{get: getFails(merrors.Timeout("go.micro.client", "call timeout"))},
+			wantStatus: 504, wantBody: map[string]any{"error": "call timeout", "status": 504.0}},
+		{name: "user service internal error", method: "GET", target: "/users/ada", users: &fakeUsers{get: getFails(merrors.InternalServerError("user.Get", "disk on fire"))},
+			wantStatus: 502, wantBody: map[string]any{"error": "disk on fire", "status": 502.0}},
+		{name: "user service connection error", method: "GET", target: "/users/ada", users: &fakeUsers{get: getFails(merrors.InternalServerError("go.micro.client", "connection error: refused"))},
+			wantStatus: 502, wantBody: map[string]any{"status": 502.0}},
+		{name: "plain error", method: "GET", target: "/users/ada", users: &fakeUsers{get: getFails(errors.New("secret internals"))},
+			wantStatus: 500, wantBody: map[string]any{"error": "internal error", "status": 500.0}},
+
+		// GET /hello
+		{name: "hello by user_id", method: "GET", target: "/hello?user_id=ada", hello: &fakeHello{greet: greet},
+			wantStatus: 200, wantBody: map[string]any{"message": "Hello, Ada Lovelace!", "instances": map[string]any{"hello": "hello-1", "user": "user-3"}},
+			wantGreet: `user_id="ada" name=""`},
+		{name: "hello by name", method: "GET", target: "/hello?name=Bob", hello: &fakeHello{greet: greet},
+			wantStatus: 200, wantBody: map[string]any{"message": "Hello, Bob!", "instances": map[string]any{"hello": "hello-1"}},
+			wantGreet: `user_id="" name="Bob"`},
+		{name: "hello by escaped name", method: "GET", target: "/hello?name=Ada%20%26%20Bob", hello: &fakeHello{greet: greet},
+			wantStatus: 200, wantBody: map[string]any{"message": "Hello, Ada & Bob!"},
+			wantGreet: `user_id="" name="Ada & Bob"`},
+		{name: "hello refuses", method: "GET", target: "/hello", hello: &fakeHello{greet: greetFails(errors.New(merrors.BadRequest("hello.Greet", "user_id or name: one is required").Error()))},
+			wantStatus: 400, wantBody: map[string]any{"error": "user_id or name: one is required", "status": 400.0},
+			wantGreet: `user_id="" name=""`},
+		{name: "hello: user not found", method: "GET", target: "/hello?user_id=nobody", hello: &fakeHello{greet: greetFails(merrors.NotFound("hello.Greet", `user.Get: user "nobody": not found`))},
+			wantStatus: 404, wantBody: map[string]any{"error": `user.Get: user "nobody": not found`}},
+
+		// POST /hello
+		{name: "post hello", method: "POST", target: "/hello", body: `{"name":"Bob"}`, hello: &fakeHello{greet: greet},
+			wantStatus: 200, wantBody: map[string]any{"message": "Hello, Bob!", "instances": map[string]any{"hello": "hello-1"}},
+			wantGreet: `user_id="" name="Bob"`},
+		{name: "post hello by user_id", method: "POST", target: "/hello", body: "{\"user_id\": \"ada\"}\n", hello: &fakeHello{greet: greet},
+			wantStatus: 200, wantBody: map[string]any{"instances": map[string]any{"hello": "hello-1", "user": "user-3"}},
+			wantGreet: `user_id="ada" name=""`},
+		{name: "post bad JSON", method: "POST", target: "/hello", body: `{"name":`, hello: &fakeHello{greet: greet},
+			wantStatus: 400, wantBody: map[string]any{"error": "invalid JSON body: …", "status": 400.0}, wantGreet: "-"},
+		{name: "post empty body", method: "POST", target: "/hello", body: ``, hello: &fakeHello{greet: greet},
+			wantStatus: 400, wantBody: map[string]any{"error": "invalid JSON body: …"}, wantGreet: "-"},
+		{name: "post unknown field", method: "POST", target: "/hello", body: `{"name":"Bob","nmae":"Bob"}`, hello: &fakeHello{greet: greet},
+			wantStatus: 400, wantBody: map[string]any{"error": `invalid JSON body: json: unknown field "nmae"`}, wantGreet: "-"},
+		{name: "post wrong type", method: "POST", target: "/hello", body: `{"name":42}`, hello: &fakeHello{greet: greet},
+			wantStatus: 400, wantBody: map[string]any{"error": "invalid JSON body: …"}, wantGreet: "-"},
+		{name: "post two JSON values", method: "POST", target: "/hello", body: `{"name":"Bob"} {"name":"Eve"}`, hello: &fakeHello{greet: greet},
+			wantStatus: 400, wantBody: map[string]any{"error": "invalid JSON body: data after the object"}, wantGreet: "-"},
+		// A stray closing bracket after the object is not JSON either.
+		{name: "post trailing brace", method: "POST", target: "/hello", body: `{"name":"Bob"}}`, hello: &fakeHello{greet: greet},
+			wantStatus: 400, wantBody: map[string]any{"error": "invalid JSON body: …"}, wantGreet: "-"},
+		{name: "post body over 1 MiB", method: "POST", target: "/hello", body: `{"name":"` + strings.Repeat("a", maxBodyBytes) + `"}`, hello: &fakeHello{greet: greet},
+			wantStatus: 400, wantBody: map[string]any{"error": "invalid JSON body: http: request body too large"}, wantGreet: "-"},
+		{name: "post hello service down", method: "POST", target: "/hello", body: `{"name":"Bob"}`, hello: &fakeHello{greet: greetFails(merrors.New("go.micro.client", "service hello: no instance available", 503))},
+			wantStatus: 503, wantBody: map[string]any{"error": "service hello: no instance available"}},
+
+		// health
+		{name: "healthz", method: "GET", target: "/healthz", wantStatus: 200, wantBody: map[string]any{"status": "ok"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, tt.users, tt.hello, nil)
+			var body io.Reader
+			if tt.method == "POST" {
+				body = strings.NewReader(tt.body)
+			}
+			rec := f.serve(t, tt.method, tt.target, body)
+			if rec.Code != tt.wantStatus {
+				t.Errorf("%s %s: status %d, want %d; body %.200s", tt.method, tt.target, rec.Code, tt.wantStatus, rec.Body.String())
+			}
+			wantFields(t, jsonBody(t, rec), tt.wantBody)
+
+			if tt.wantUsers != nil {
+				if got := f.users.Requests(); fmt.Sprint(got) != fmt.Sprint(tt.wantUsers) {
+					t.Errorf("user service requests %q, want %q", got, tt.wantUsers)
+				}
+			}
+			switch got := f.hello.Requests(); {
+			case tt.wantGreet == "-" && len(got) != 0:
+				t.Errorf("hello service called with %v, want no call", got)
+			case tt.wantGreet != "" && tt.wantGreet != "-" && (len(got) != 1 || got[0] != tt.wantGreet):
+				t.Errorf("hello service requests %v, want one with %s", got, tt.wantGreet)
+			}
+
+			// Failures of what is behind the gateway are logged; a
+			// caller's mistakes are not.
+			logged := strings.Contains(f.log.String(), "request failed")
+			if want := rec.Code >= 500; logged != want {
+				t.Errorf("logged request failure: %v, want %v; log:\n%s", logged, want, f.log)
+			}
+		})
+	}
+}
+
+func TestAPIMethodNotAllowed(t *testing.T) {
+	tests := []struct {
+		method, target, allow string
+	}{
+		{"PUT", "/hello", "GET, HEAD, POST"},
+		{"DELETE", "/users", "GET, HEAD"},
+		{"POST", "/users/ada", "GET, HEAD"},
+		{"POST", "/healthz", "GET, HEAD"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.target, func(t *testing.T) {
+			f := newFixture(t, &fakeUsers{list: listUsers, get: getAda}, &fakeHello{greet: greet}, nil)
+			rec := f.serve(t, tt.method, tt.target, strings.NewReader(`{"name":"Bob"}`))
+			if rec.Code != http.StatusMethodNotAllowed {
+				t.Errorf("status %d, want 405", rec.Code)
+			}
+			if got := rec.Header().Get("Allow"); got != tt.allow {
+				t.Errorf("Allow = %q, want %q", got, tt.allow)
+			}
+			if n := len(f.users.Requests()) + len(f.hello.Requests()); n != 0 {
+				t.Errorf("%d calls to services, want none", n)
+			}
+		})
+	}
+}
+
+func TestAPIReadyz(t *testing.T) {
+	tests := []struct {
+		name       string
+		ready      error
+		wantStatus int
+		wantBody   map[string]any
+	}{
+		{"ready", nil, 200, map[string]any{"status": "ready"}},
+		{"not ready", errors.New("service hello: no instance registered"), 503,
+			map[string]any{"status": "not ready", "error": "service hello: no instance registered"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var gotCtx context.Context
+			f := newFixture(t, nil, nil, func(ctx context.Context) error {
+				gotCtx = ctx
+				return tt.ready
+			})
+			rec := f.serve(t, "GET", "/readyz", nil)
+			if rec.Code != tt.wantStatus {
+				t.Errorf("status %d, want %d", rec.Code, tt.wantStatus)
+			}
+			wantFields(t, jsonBody(t, rec), tt.wantBody)
+			if gotCtx == nil {
+				t.Error("ready was not called")
+			}
+		})
+	}
+}

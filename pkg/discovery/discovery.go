@@ -59,6 +59,10 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// HasServer reports whether the registry is a server to reach (Consul,
+// etcd) rather than something every process does itself (mDNS, memory).
+func (c Config) HasServer() bool { return c.Name == "consul" || c.Name == "etcd" }
+
 // New builds the registry named by c. It does not contact the registry; see
 // Ping for that.
 func New(c Config) (registry.Registry, error) {
@@ -79,7 +83,9 @@ func New(c Config) (registry.Registry, error) {
 	case "etcd":
 		return etcd.NewRegistry(opts...), nil
 	case "mdns":
-		return registry.NewRegistry(opts...), nil // go-micro's own mDNS registry
+		// go-micro's own mDNS registry. Every lookup waits its whole timeout
+		// for answers, so it keeps its short default.
+		return registry.NewRegistry(), nil
 	default: // "memory": only useful when every service runs in one process (tests).
 		return registry.NewMemoryRegistry(opts...), nil
 	}
@@ -93,6 +99,9 @@ var ErrUnreachable = errors.New("registry unreachable")
 // blocks longer than about attempts*(c.Timeout+wait), even against a registry
 // that accepts connections and then stops answering.
 func Ping(ctx context.Context, c Config, r registry.Registry, attempts int, wait time.Duration, logf func(format string, args ...any)) error {
+	if !c.HasServer() {
+		return nil
+	}
 	var lastErr error
 	for i := 1; i <= attempts; i++ {
 		lastErr = Call(ctx, c.Timeout, func() error {

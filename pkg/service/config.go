@@ -25,6 +25,7 @@ type Config struct {
 	Drain            time.Duration // how long a stopping instance keeps serving after deregistering
 	ShutdownTimeout  time.Duration // bound on each shutdown step that waits on something else
 	Client           wrappers.Config
+	HealthProbe      bool // check a running instance and exit, instead of serving
 }
 
 // DefaultConfig is what a service runs with when no flag or variable is set.
@@ -94,6 +95,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.Var((*seconds)(&c.RegisterInterval), "register_interval", "re-registration interval (e.g. 5s; a bare number is seconds)")
 	fs.DurationVar(&c.Drain, "shutdown_drain", c.Drain, "keep serving this long after deregistering on SIGTERM")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown_timeout", c.ShutdownTimeout, "bound on each shutdown step")
+	fs.BoolVar(&c.HealthProbe, "health_probe", false, "check that the instance listening on --server_address is up, then exit (container health checks)")
 	fs.StringVar(&c.Client.Strategy, "selector", c.Client.Strategy, "load balancing: roundrobin or random")
 	fs.IntVar(&c.Client.Retries, "client_retries", c.Client.Retries, "retries of a failed call, each on the next instance")
 	fs.DurationVar(&c.Client.RequestTimeout, "client_request_timeout", c.Client.RequestTimeout, "timeout of a whole call, retries included")

@@ -42,13 +42,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	cfg := config{Config: service.DefaultConfig("gateway"), HTTPAddress: ":8080"}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	cfg.Flags(fs)
-	fs.StringVar(&cfg.HTTPAddress, "http_address", cfg.HTTPAddress, "HTTP listen address")
+	fs.StringVar(&cfg.HTTPAddress, "http_address", cfg.HTTPAddress, "HTTP listen address (--health_probe checks /readyz here)")
 	if err := service.Parse(fs, args[1:], getenv, map[string]string{"http_address": "HTTP_ADDRESS"}); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			service.Usage(fs, stdout)
 			return nil
 		}
 		return err
+	}
+	if cfg.HealthProbe {
+		return service.ProbeHTTP(cfg.HTTPAddress, "/readyz")
 	}
 	log := slog.New(slog.NewTextHandler(stdout, nil))
 

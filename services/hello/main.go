@@ -36,6 +36,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		return err
 	}
+	if cfg.HealthProbe {
+		return service.ProbeTCP(cfg.ServerAddress)
+	}
 	log := slog.New(slog.NewTextHandler(stdout, nil))
 
 	svc, err := service.New(cfg, log)

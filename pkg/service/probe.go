@@ -1,0 +1,63 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+)
+
+// probeTimeout bounds a health probe: a container health check must answer.
+const probeTimeout = 2 * time.Second
+
+// ProbeTCP checks that something accepts connections on the port of a
+// listen address such as ":9090", on this host. It is the health check of a
+// container image that has no shell or curl: the service's own binary with
+// --health_probe.
+func ProbeTCP(listenAddress string) error {
+	addr, err := loopback(listenAddress)
+	if err != nil {
+		return err
+	}
+	conn, err := net.DialTimeout("tcp", addr, probeTimeout)
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", addr, err)
+	}
+	return conn.Close()
+}
+
+// ProbeHTTP checks that GET path on the port of listenAddress answers 200.
+func ProbeHTTP(listenAddress, path string) error {
+	addr, err := loopback(listenAddress)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return err
+	}
+	rsp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", req.URL, err)
+	}
+	defer rsp.Body.Close()
+	if rsp.StatusCode != http.StatusOK {
+		return fmt.Errorf("probe %s: %s", req.URL, rsp.Status)
+	}
+	return nil
+}
+
+// loopback turns a listen address into one to dial on this host.
+func loopback(listenAddress string) (string, error) {
+	_, port, err := net.SplitHostPort(listenAddress)
+	if err != nil {
+		return "", fmt.Errorf("probe: listen address %q: %w", listenAddress, err)
+	}
+	if port == "0" || port == "" {
+		return "", fmt.Errorf("probe: listen address %q has no fixed port", listenAddress)
+	}
+	return net.JoinHostPort("127.0.0.1", port), nil
+}

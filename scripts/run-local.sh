@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs two user instances, hello and the gateway on this machine, found
+# through mDNS: nothing else to install. Ctrl-C stops them all (each
+# deregisters and drains first).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export MICRO_REGISTRY="${MICRO_REGISTRY:-mdns}"
+export MICRO_SERVER_ADDRESS="${MICRO_SERVER_ADDRESS:-127.0.0.1:0}"
+http="${HTTP_ADDRESS:-127.0.0.1:8080}"
+
+pids=()
+stop() {
+	kill -TERM "${pids[@]}" 2>/dev/null || true
+	wait "${pids[@]}" 2>/dev/null || true
+}
+trap stop EXIT INT TERM
+
+bin/user & pids+=($!)
+bin/user & pids+=($!)
+bin/hello & pids+=($!)
+HTTP_ADDRESS="$http" bin/gateway & pids+=($!)
+
+echo "gateway on http://$http  (try: curl 'http://$http/hello?user_id=ada')  registry: $MICRO_REGISTRY" >&2
+wait -n "${pids[@]}"

@@ -63,13 +63,13 @@ func (c Config) Validate() error {
 // etcd) rather than something every process does itself (mDNS, memory).
 func (c Config) HasServer() bool { return c.Name == "consul" || c.Name == "etcd" }
 
-// New builds the registry named by c. It does not contact the registry; see
-// Ping for that.
-func New(c Config) (registry.Registry, error) {
+// New builds the registry named by c, with extra options such as a logger.
+// It does not contact the registry; see Ping for that.
+func New(c Config, extra ...registry.Option) (registry.Registry, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	opts := []registry.Option{registry.Timeout(c.Timeout)}
+	opts := append([]registry.Option{registry.Timeout(c.Timeout)}, extra...)
 	if len(c.Addresses) > 0 {
 		opts = append(opts, registry.Addrs(c.Addresses...))
 	}
@@ -79,13 +79,13 @@ func New(c Config) (registry.Registry, error) {
 		// apply it to the watcher's blocking queries (which wait minutes by
 		// design) and every watch would fail. Ping and the service lifecycle
 		// bound their own calls instead.
-		return consul.NewRegistry(registry.Addrs(c.Addresses...)), nil
+		return consul.NewRegistry(append(extra, registry.Addrs(c.Addresses...))...), nil
 	case "etcd":
 		return etcd.NewRegistry(opts...), nil
 	case "mdns":
 		// go-micro's own mDNS registry. Every lookup waits its whole timeout
 		// for answers, so it keeps its short default.
-		return registry.NewRegistry(), nil
+		return registry.NewRegistry(extra...), nil
 	default: // "memory": only useful when every service runs in one process (tests).
 		return registry.NewMemoryRegistry(opts...), nil
 	}

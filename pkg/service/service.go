@@ -41,17 +41,20 @@ func New(cfg Config, log *slog.Logger, opts ...server.Option) (*Service, error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, &UsageError{err}
 	}
-	reg, err := discovery.New(cfg.Registry)
+	log = log.With("service", cfg.Name)
+	ml := newMicroLogger(log)
+	reg, err := discovery.New(cfg.Registry, registry.Logger(ml))
 	if err != nil {
 		return nil, &UsageError{err}
 	}
-	cl, err := wrappers.NewClient(reg, cfg.Client)
+	cl, err := wrappers.NewClient(reg, cfg.Client, client.WithLogger(ml))
 	if err != nil {
 		return nil, &UsageError{err}
 	}
-	s := &Service{cfg: cfg, log: log.With("service", cfg.Name), registry: reg, client: cl}
+	s := &Service{cfg: cfg, log: log, registry: reg, client: cl}
 	s.server = grpcserver.NewServer(append([]server.Option{
 		server.Name(cfg.Name),
+		server.WithLogger(ml),
 		server.Address(cfg.ServerAddress),
 		server.Registry(reg),
 		server.Broker(broker.NewMemoryBroker()), // no pub/sub here: open no port for it

@@ -54,18 +54,19 @@ func (c Config) Validate() error {
 	return c.Breaker.Validate()
 }
 
-// NewClient returns the client services call each other with. The wrappers
+// NewClient returns the client services call each other with, with extra
+// options such as a logger. The wrappers
 // are listed outermost first: the breaker sees one logical call, retries
 // included, so a single dead instance that fail-over hides never counts
 // against the circuit.
-func NewClient(reg registry.Registry, c Config) (client.Client, error) {
+func NewClient(reg registry.Registry, c Config, extra ...client.Option) (client.Client, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	// gRPC, not go-micro's default HTTP transport: on its pooled connections
 	// a call now and then gets no answer until a 5 s timeout, which is also
 	// the only bound it puts on an attempt (TestNoStallOnPooledConnections).
-	base := grpcclient.NewClient(
+	base := grpcclient.NewClient(append([]client.Option{
 		client.Registry(reg),
 		// The selector caches lookups and keeps them fresh with a registry watch.
 		client.Selector(selector.NewSelector(selector.Registry(reg))),
@@ -77,7 +78,7 @@ func NewClient(reg registry.Registry, c Config) (client.Client, error) {
 		client.RequestTimeout(c.RequestTimeout),
 		client.DialTimeout(c.AttemptTimeout),
 		client.WrapCall(AttemptTimeout(c.AttemptTimeout)),
-	)
+	}, extra...)...)
 	return chain(base,
 		Breaker(c.Breaker, c.RequestTimeout),
 		LoadBalance(c.Strategy),

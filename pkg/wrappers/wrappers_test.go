@@ -33,7 +33,8 @@ func (e *Echo) Call(ctx context.Context, req *EchoRequest, rsp *EchoResponse) er
 	if e.hang != nil {
 		select {
 		case <-e.hang:
-		case <-ctx.Done():
+		case <-ctx.Done(): // the caller gave up; never answer it
+			return ctx.Err()
 		}
 	}
 	if err := e.fail.Load(); err != nil {

@@ -2,6 +2,7 @@ package wrappers
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -98,10 +99,10 @@ func call(ctx context.Context, c client.Client, service string) (EchoResponse, e
 	return rsp, err
 }
 
-// serviceName gives each test its own service, and so its own circuits:
-// hystrix-go keeps circuits per process.
+// serviceName gives each test run its own service, and so its own
+// circuits: hystrix-go keeps circuits per process, across -count runs.
 func serviceName(tb testing.TB) string {
-	return strings.NewReplacer("/", ".", " ", "_").Replace(tb.Name())
+	return fmt.Sprintf("%s-%d", strings.NewReplacer("/", ".", " ", "_").Replace(tb.Name()), time.Now().UnixNano())
 }
 
 func code(err error) int32 {

@@ -9,7 +9,6 @@ require (
 	github.com/go-micro/plugins/v4/registry/etcd v1.2.0
 	github.com/go-micro/plugins/v4/server/grpc v1.2.0
 	github.com/go-micro/plugins/v4/wrapper/breaker/hystrix v1.2.0
-	github.com/go-micro/plugins/v4/wrapper/select/roundrobin v1.2.0
 	go-micro.dev/v4 v4.11.0
 	go.etcd.io/etcd/client/v3 v3.5.2
 	google.golang.org/protobuf v1.36.12

@@ -5,7 +5,6 @@ package service
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -56,25 +55,16 @@ func New(cfg Config, log *slog.Logger, opts ...server.Option) (*Service, error) 
 		server.Name(cfg.Name),
 		server.WithLogger(ml),
 		server.Address(cfg.ServerAddress),
-		server.Registry(reg),
+		server.Registry(&drainingRegistry{Registry: reg}),
 		server.Broker(broker.NewMemoryBroker()), // no pub/sub here: open no port for it
 		server.RegisterTTL(cfg.RegisterTTL),
 		server.RegisterInterval(cfg.RegisterInterval),
-		// Stops re-registration once shutdown has begun.
-		server.RegisterCheck(func(context.Context) error {
-			if s.draining.Load() {
-				return errDraining
-			}
-			return nil
-		}),
 		// Stop waits for handlers in flight. Only honoured here, in NewServer.
 		server.Wait(nil),
 		server.WrapHandler(ownErrors(cfg.Name)),
 	}, opts...)...)
 	return s, nil
 }
-
-var errDraining = errors.New("shutting down")
 
 // ownErrors gives an error a handler returned that is not a go-micro error
 // the service's name as id and code 500. Without it, gRPC delivers it to
@@ -139,9 +129,6 @@ func (s *Service) Shutdown() {
 	s.draining.Store(true)
 	s.deregister()
 	time.Sleep(s.cfg.Drain)
-	// A re-registration already under way when draining began may have
-	// landed after the first deregistration.
-	s.deregister()
 	if err := discovery.Call(context.Background(), s.cfg.ShutdownTimeout, s.server.Stop); err != nil {
 		s.log.Error("stop server", "err", err)
 	}

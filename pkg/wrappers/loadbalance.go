@@ -1,78 +1,107 @@
 package wrappers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
-	"github.com/go-micro/plugins/v4/wrapper/select/roundrobin"
 	"go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/selector"
 )
 
-var strategies = map[string]client.Wrapper{
-	// Rotates through the instances across calls, and within a call, so a
-	// retry always goes to the next instance.
-	"roundrobin": roundrobin.NewClientWrapper(),
-	// Tries the instances in a random order, a new one for each call.
-	"random": withStrategy(randomOrder),
-}
-
-// LoadBalance picks the instance of each call by strategy ("roundrobin" or
-// "random"), and reports a service with no instance as a 503.
+// LoadBalance picks the instances of each call by strategy, and reports a
+// service with no instance as a 503.
+//
+// Both strategies give each call its own order of instances and walk it, so
+// the retries of a call go to instances it has not tried yet, whatever other
+// calls do at the same time:
+//   - "roundrobin" starts each call at the next instance of the service, so
+//     calls spread evenly;
+//   - "random" shuffles the instances for each call.
+//
+// go-micro's selector.Random draws again for every attempt, and the
+// roundrobin wrapper plugin shares one counter between concurrent calls: with
+// one of two instances dead, either sends all three attempts of some calls to
+// the dead one.
 func LoadBalance(strategy string) client.Wrapper {
-	pick := strategies[strategy]
+	var order selector.Strategy
+	switch strategy {
+	case "random":
+		order = randomOrder
+	default:
+		rr := &roundRobin{}
+		order = rr.order
+	}
 	return func(next client.Client) client.Client {
-		return unavailable{pick(next)}
+		return balancer{Client: next, order: order}
 	}
 }
 
-func withStrategy(s selector.Strategy) client.Wrapper {
-	return func(next client.Client) client.Client { return strategyClient{Client: next, strategy: s} }
-}
+var strategies = map[string]bool{"roundrobin": true, "random": true}
 
-type strategyClient struct {
+type balancer struct {
 	client.Client
-	strategy selector.Strategy
+	order selector.Strategy
 }
 
-func (c strategyClient) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
-	opts = append(opts, client.WithSelectOption(selector.WithStrategy(c.strategy)))
-	return c.Client.Call(ctx, req, rsp, opts...)
-}
-
-// randomOrder shuffles the instances once per call and tries them in that
-// order, so a retry never goes back to an instance that just failed while
-// another is untried. go-micro's selector.Random draws again for every
-// attempt, and with two instances, one dead, three attempts all land on the
-// dead one one time in eight.
-func randomOrder(services []*registry.Service) selector.Next {
-	var nodes []*registry.Node
-	for _, s := range services {
-		nodes = append(nodes, s.Nodes...)
-	}
-	rand.Shuffle(len(nodes), func(i, j int) { nodes[i], nodes[j] = nodes[j], nodes[i] })
-	var next atomic.Int64
-	return func() (*registry.Node, error) {
-		if len(nodes) == 0 {
-			return nil, selector.ErrNoneAvailable
-		}
-		return nodes[int(next.Add(1)-1)%len(nodes)], nil
-	}
-}
-
-type unavailable struct{ client.Client }
-
-func (c unavailable) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
-	err := c.Client.Call(ctx, req, rsp, opts...)
+func (b balancer) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
+	opts = append(opts, client.WithSelectOption(selector.WithStrategy(b.order)))
+	err := b.Client.Call(ctx, req, rsp, opts...)
 	if noInstance(err) {
 		return merrors.New(clientID, fmt.Sprintf("service %s: no instance available", req.Service()), 503)
 	}
 	return err
+}
+
+// roundRobin keeps one position per service.
+type roundRobin struct {
+	next sync.Map // service name -> *atomic.Uint64
+}
+
+func (r *roundRobin) order(services []*registry.Service) selector.Next {
+	nodes := flatten(services)
+	// The registry's order can change between lookups; ids don't.
+	slices.SortFunc(nodes, func(a, b *registry.Node) int { return cmp.Compare(a.Id, b.Id) })
+	var start uint64
+	if len(services) > 0 {
+		n, _ := r.next.LoadOrStore(services[0].Name, new(atomic.Uint64))
+		start = n.(*atomic.Uint64).Add(1) - 1
+	}
+	return walk(nodes, start)
+}
+
+func randomOrder(services []*registry.Service) selector.Next {
+	nodes := flatten(services)
+	rand.Shuffle(len(nodes), func(i, j int) { nodes[i], nodes[j] = nodes[j], nodes[i] })
+	return walk(nodes, 0)
+}
+
+// walk visits nodes from start on, each once before any twice.
+func walk(nodes []*registry.Node, start uint64) selector.Next {
+	var i atomic.Uint64
+	return func() (*registry.Node, error) {
+		if len(nodes) == 0 {
+			return nil, selector.ErrNoneAvailable
+		}
+		return nodes[(start+i.Add(1)-1)%uint64(len(nodes))], nil
+	}
+}
+
+// flatten copies the nodes of every version of a service, so that sorting
+// or shuffling leaves the selector's cache alone.
+func flatten(services []*registry.Service) []*registry.Node {
+	var nodes []*registry.Node
+	for _, s := range services {
+		nodes = append(nodes, s.Nodes...)
+	}
+	return nodes
 }
 
 // noInstance recognises the selector's "not found" and "none available",

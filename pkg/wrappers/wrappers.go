@@ -39,7 +39,7 @@ func DefaultConfig() Config {
 
 // Validate rejects settings that would make calls fail or never fail over.
 func (c Config) Validate() error {
-	if _, ok := strategies[c.Strategy]; !ok {
+	if !strategies[c.Strategy] {
 		return fmt.Errorf("unknown load-balancing strategy %q: want roundrobin or random", c.Strategy)
 	}
 	if c.Retries < 0 {

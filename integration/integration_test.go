@@ -1,0 +1,236 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// registerTTL is the services' default --register_ttl.
+const registerTTL = 10 * time.Second
+
+func TestStackServesThroughRegistry(t *testing.T) {
+	forEachRegistry(t, func(t *testing.T, reg registryServer) {
+		s := mustStartStack(t, reg, 2)
+
+		for service, want := range map[string]int{"user": 2, "hello": 1, "gateway": 1} {
+			is := reg.Instances(t, service)
+			if len(is) != want {
+				t.Fatalf("registry lists %d %s instances, want %d: %v", len(is), service, want, is)
+			}
+			for _, i := range is {
+				host, port, err := net.SplitHostPort(i.Address)
+				if err != nil || host != "127.0.0.1" || port == "0" {
+					t.Errorf("%s: registered address %q, want 127.0.0.1:<port>", i.ID, i.Address)
+					continue
+				}
+				conn, err := net.DialTimeout("tcp", i.Address, 2*time.Second)
+				if err != nil {
+					t.Errorf("%s: registered address does not accept connections: %v", i.ID, err)
+					continue
+				}
+				conn.Close()
+			}
+		}
+		userIDs := ids(reg.Instances(t, "user"))
+
+		if code := get(t, s.url+"/readyz", nil); code != http.StatusOK {
+			t.Errorf("GET /readyz: %d, want 200", code)
+		}
+
+		var hello struct {
+			Message   string
+			Instances map[string]string
+		}
+		if code := get(t, s.url+"/hello?user_id=ada", &hello); code != http.StatusOK {
+			t.Fatalf("GET /hello?user_id=ada: %d, want 200", code)
+		}
+		if want := "Hello, Ada Lovelace!"; hello.Message != want {
+			t.Errorf("message %q, want %q", hello.Message, want)
+		}
+		if hello.Instances["hello"] != s.hello.id || !slices.Contains(userIDs, hello.Instances["user"]) {
+			t.Errorf("answered by %v, want hello %s and one of users %v", hello.Instances, s.hello.id, userIDs)
+		}
+
+		// Round robin should reach both instances within a few calls.
+		seen := map[string]bool{}
+		for i := 0; i < 50 && len(seen) < len(userIDs); i++ {
+			var rsp struct {
+				User     struct{ ID, Name string }
+				Instance string
+			}
+			if code := get(t, s.url+"/users/ada", &rsp); code != http.StatusOK || rsp.User.ID != "ada" {
+				t.Fatalf("GET /users/ada: %d, user %+v", code, rsp.User)
+			}
+			if !slices.Contains(userIDs, rsp.Instance) {
+				t.Fatalf("GET /users/ada answered by %q, which the registry does not list (%v)", rsp.Instance, userIDs)
+			}
+			seen[rsp.Instance] = true
+		}
+		if len(seen) != len(userIDs) {
+			t.Errorf("50 calls reached user instances %v, want all of %v", seen, userIDs)
+		}
+
+		if code := get(t, s.url+"/users/nobody", nil); code != http.StatusNotFound {
+			t.Errorf("GET /users/nobody: %d, want 404", code)
+		}
+		if code := get(t, s.url+"/hello", nil); code != http.StatusBadRequest {
+			t.Errorf("GET /hello: %d, want 400", code)
+		}
+	})
+}
+
+func TestGracefulStopLosesNoCall(t *testing.T) {
+	forEachRegistry(t, func(t *testing.T, reg registryServer) {
+		s := mustStartStack(t, reg, 2)
+		l := startLoad(t, s.url+"/hello?user_id=ada", 4)
+		l.waitForSuccesses(t, 50)
+
+		victim := s.users[0]
+		victim.signal(t, syscall.SIGTERM)
+		// It deregisters at once, before draining.
+		eventually(t, 2*time.Second, goneFrom(t, reg, victim))
+		if err := victim.wait(t, 10*time.Second); err != nil {
+			t.Errorf("%s after SIGTERM: %v, want exit status 0", victim.name, err)
+		}
+		l.waitForSuccesses(t, 100) // the survivor serves alone
+
+		ok, failures := l.stop()
+		assertNoFailures(t, ok, failures, 150)
+	})
+}
+
+func TestCrashedInstanceLeavesRegistry(t *testing.T) {
+	forEachRegistry(t, func(t *testing.T, reg registryServer) {
+		s := mustStartStack(t, reg, 2)
+		l := startLoad(t, s.url+"/hello?user_id=ada", 4)
+		l.waitForSuccesses(t, 50)
+
+		victim := s.users[0]
+		victim.signal(t, syscall.SIGKILL)
+		killed := time.Now()
+		// Nothing deregisters it: the registry drops it when its TTL runs
+		// out, at most one TTL after its last re-registration.
+		eventually(t, time.Until(killed.Add(registerTTL+2*time.Second)), goneFrom(t, reg, victim))
+		l.waitForSuccesses(t, 100)
+
+		ok, failures := l.stop()
+		assertNoFailures(t, ok, failures, 150)
+	})
+}
+
+// TestRegistryExpiresSilentInstances checks what removes an instance that
+// stops refreshing its registration: one TTL check that Consul runs (the
+// Consul plugin breaks when a second kind of check is added), or a lease of
+// the register TTL on the etcd key.
+func TestRegistryExpiresSilentInstances(t *testing.T) {
+	forEachRegistry(t, func(t *testing.T, reg registryServer) {
+		u := mustStartService(t, reg, "user", "user")
+		switch r := reg.(type) {
+		case *consulServer:
+			if got := r.checks(t, u.id); !slices.Equal(got, []string{"ttl passing"}) {
+				t.Errorf("Consul checks of %s: %v, want one passing TTL check", u.id, got)
+			}
+		case *etcdServer:
+			if got := r.leaseTTL(t, "user", u.id); got != registerTTL {
+				t.Errorf("lease of %s: TTL %v, want %v", u.id, got, registerTTL)
+			}
+		default:
+			t.Fatalf("no expiry check for registry %s", reg.Name())
+		}
+	})
+}
+
+// goneFrom checks that the registry no longer lists n.
+func goneFrom(tb testing.TB, reg registryServer, n *node) func() error {
+	return func() error {
+		if slices.Contains(ids(reg.Instances(tb, "user")), n.id) {
+			return fmt.Errorf("%s (%s) still registered", n.name, n.id)
+		}
+		return nil
+	}
+}
+
+func assertNoFailures(tb testing.TB, ok int64, failures []string, minOK int64) {
+	tb.Helper()
+	if len(failures) > 0 {
+		shown := failures[:min(len(failures), 10)]
+		tb.Errorf("%d of %d requests failed; the first:\n%s", len(failures), ok+int64(len(failures)), strings.Join(shown, "\n"))
+	}
+	if ok < minOK {
+		tb.Errorf("%d requests succeeded, want at least %d", ok, minOK)
+	}
+}
+
+func TestBadRegistryFlagExits2(t *testing.T) {
+	skipIfShort(t)
+	t.Run("unknown registry", func(t *testing.T) {
+		stdout, stderr, err := runUser(t, "--registry", "zk", "--server_address", "127.0.0.1:0")
+		if code := exitCode(t, err); code != 2 {
+			t.Errorf("exit status %d, want 2", code)
+		}
+		if strings.Count(stderr, "\n") != 1 || !strings.HasSuffix(stderr, "\n") {
+			t.Errorf("stderr is not one line: %q", stderr)
+		}
+		for _, name := range []string{"zk", "consul", "etcd", "mdns", "memory"} {
+			if !strings.Contains(stderr, name) {
+				t.Errorf("stderr does not name %s: %q", name, stderr)
+			}
+		}
+		// A usage error is reported before anything starts or registers.
+		if stdout != "" {
+			t.Errorf("stdout: %q, want nothing", stdout)
+		}
+	})
+	t.Run("unreachable registry", func(t *testing.T) {
+		closed := "127.0.0.1:" + strconv.Itoa(freePort(t))
+		_, stderr, err := runUser(t, "--registry", "etcd", "--registry_address", closed,
+			"--registry_attempts", "2", "--registry_timeout", "300ms", "--server_address", "127.0.0.1:0")
+		if code := exitCode(t, err); code == 0 {
+			t.Errorf("exit status 0, want non-zero")
+		}
+		if !strings.Contains(stderr, "unreachable") {
+			t.Errorf("stderr does not say the registry is unreachable: %q", stderr)
+		}
+	})
+}
+
+// runUser runs the user service to completion, bounded by 10s.
+func runUser(tb testing.TB, args ...string) (stdout, stderr string, err error) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "user"), args...)
+	cmd.Env = hermeticEnv()
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	if ctx.Err() != nil {
+		tb.Fatalf("user %v still running after 10s; stderr:\n%s", args, errOut.String())
+	}
+	return out.String(), errOut.String(), err
+}
+
+// exitCode is the status of a process that ran and exited.
+func exitCode(tb testing.TB, err error) int {
+	tb.Helper()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		tb.Fatal(err)
+	}
+	if exit != nil {
+		return exit.ExitCode()
+	}
+	return 0
+}

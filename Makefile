@@ -17,7 +17,7 @@ TEST_FLAGS ?=
 
 .PHONY: help
 help: ## list targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 .PHONY: build
 build: ## build the services into bin/
@@ -81,7 +81,60 @@ proto-check: proto ## fail if the committed generated code differs from what `ma
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
+	go vet -tags e2e ./e2e/
 
 .PHONY: clean
 clean: ## remove bin/ (the tools cache stays)
 	rm -rf $(BIN)
+
+# The stack in docker-compose (docker-compose.yml; docs/compose.md). The
+# service images hold static binaries built here, FROM scratch: building
+# them pulls nothing.
+COMPOSE_PROJECT ?= micro-starter
+COMPOSE := docker-compose -p $(COMPOSE_PROJECT)
+# Stand-ins for the official Consul and etcd images, made from bin/ by
+# `make standins`, so that test-e2e pulls nothing either.
+STANDIN_CONSUL_IMAGE := micro-starter/consul-standin:$(CONSUL_VERSION)
+STANDIN_ETCD_IMAGE := micro-starter/etcd-standin:$(ETCD_VERSION)
+# Every image built here carries this label, so that the images a rebuild
+# replaced, and only those, can be pruned.
+IMAGE_LABEL := micro-starter.built-by=make
+
+.PHONY: images
+images: ## build the images micro-starter/<service>:dev from static binaries
+	@mkdir -p $(BIN)/linux
+	CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags='-s -w' -o $(BIN)/linux/ $(addprefix ./services/,$(SERVICES))
+	for s in $(SERVICES); do docker build -q --label $(IMAGE_LABEL) --build-arg SERVICE=$$s -t micro-starter/$$s:dev . >/dev/null; done
+	@docker image prune -f --filter label=$(IMAGE_LABEL) >/dev/null
+
+.PHONY: up
+up: images ## start the stack in docker-compose; returns when it answers (REGISTRY=etcd, USERS=3)
+	$(COMPOSE) up -d --remove-orphans $(if $(USERS),--scale user=$(USERS))
+	@scripts/compose-wait.sh $(COMPOSE_PROJECT)
+	@echo "gateway: http://127.0.0.1:$${GATEWAY_PORT:-8080}/hello?user_id=ada  Consul UI: http://127.0.0.1:$${CONSUL_PORT:-8500}/ui  registry: $${REGISTRY:-consul}"
+
+.PHONY: down
+down: ## stop the compose stack and remove its containers, networks and anonymous volumes
+	$(COMPOSE) down -v --remove-orphans
+
+.PHONY: logs
+logs: ## follow the compose stack's logs (Ctrl-C stops following)
+	$(COMPOSE) logs -f --tail=100
+
+.PHONY: ps
+ps: ## list the compose stack's containers and their health
+	$(COMPOSE) ps
+
+.PHONY: standins
+standins: $(BIN)/consul $(BIN)/etcd $(BIN)/etcdctl ## build stand-ins for the Consul and etcd images from bin/
+	@rm -rf $(BIN)/standin && mkdir -p $(BIN)/standin/consul/tmp $(BIN)/standin/etcd/tmp
+	@chmod 1777 $(BIN)/standin/consul/tmp $(BIN)/standin/etcd/tmp
+	@ln -f $(BIN)/consul $(BIN)/standin/consul/ && ln -f $(BIN)/etcd $(BIN)/etcdctl $(BIN)/standin/etcd/
+	docker build -q --label $(IMAGE_LABEL) -t $(STANDIN_CONSUL_IMAGE) -f e2e/testdata/consul.Dockerfile $(BIN)/standin/consul >/dev/null
+	docker build -q --label $(IMAGE_LABEL) -t $(STANDIN_ETCD_IMAGE) -f e2e/testdata/etcd.Dockerfile $(BIN)/standin/etcd >/dev/null
+	@docker image prune -f --filter label=$(IMAGE_LABEL) >/dev/null
+
+.PHONY: test-e2e
+test-e2e: images standins ## run the compose stack end to end with Consul and with etcd (needs Docker)
+	CONSUL_IMAGE=$(STANDIN_CONSUL_IMAGE) ETCD_IMAGE=$(STANDIN_ETCD_IMAGE) \
+		go test -tags e2e -race -count=1 $(TEST_FLAGS) ./e2e/

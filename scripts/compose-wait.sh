@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Waits until every container of a compose project reports healthy (each
+# service in docker-compose.yml has a health check), for `make up`:
+# docker-compose 1.29 has no `up --wait`. Fails at once if a container has
+# stopped, and after TIMEOUT seconds (default 120) otherwise.
+#
+#   scripts/compose-wait.sh PROJECT
+set -euo pipefail
+project=$1
+timeout=${TIMEOUT:-120}
+deadline=$((SECONDS + timeout))
+
+while :; do
+	ids=$(docker ps -aq --filter "label=com.docker.compose.project=$project")
+	if [ -z "$ids" ]; then
+		echo "compose project $project has no containers" >&2
+		exit 1
+	fi
+	# One line per container: name, state, health.
+	states=$(docker inspect -f '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}no-healthcheck{{end}}' $ids)
+	waiting=$(awk '$3 != "healthy"' <<<"$states")
+	if [ -z "$waiting" ]; then
+		exit 0
+	fi
+	stopped=$(awk '$2 != "running" && $2 != "created" && $2 != "restarting"' <<<"$states")
+	if [ -n "$stopped" ] || ((SECONDS >= deadline)); then
+		echo "compose project $project: not every container is healthy${stopped:+ (some stopped)}:" >&2
+		echo "$waiting" >&2
+		echo "see: make logs (COMPOSE_PROJECT=$project)" >&2
+		exit 1
+	fi
+	sleep 1
+done

@@ -37,7 +37,19 @@ test-unit: ## run the tests that need no registry server
 	go test -race -count=1 -short $(TEST_FLAGS) ./...
 
 .PHONY: tools
-tools: $(BIN)/consul $(BIN)/etcd $(BIN)/etcdctl $(BIN)/protoc-gen-go $(BIN)/protoc-gen-micro ## build Consul, etcd and the code generators (cached)
+tools: protoc $(BIN)/consul $(BIN)/etcd $(BIN)/etcdctl $(BIN)/protoc-gen-go $(BIN)/protoc-gen-micro ## build Consul, etcd and the code generators (cached)
+
+# protoc is Debian's protobuf-compiler: installed here when missing and we
+# are root on Debian (CI, this project's machines), else a clear error.
+.PHONY: protoc
+protoc:
+	@command -v protoc >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing protoc (Debian's protobuf-compiler)"; \
+			apt-get update -qq && apt-get install -y -qq protobuf-compiler >/dev/null; \
+		else \
+			echo "protoc not found: install Debian's protobuf-compiler (apt-get install protobuf-compiler)"; exit 1; \
+		fi; }
 
 # $(call cached,name,version,module dir,package): build once per version into
 # the cache, then copy into bin/.
@@ -65,8 +77,7 @@ $(BIN)/protoc-gen-micro: tools/go.mod
 PROTOS := $(wildcard services/*/proto/*.proto)
 
 .PHONY: proto
-proto: $(BIN)/protoc-gen-go $(BIN)/protoc-gen-micro ## regenerate the committed protobuf code
-	@command -v protoc >/dev/null || { echo "protoc not found: apt-get install -y protobuf-compiler"; exit 1; }
+proto: protoc $(BIN)/protoc-gen-go $(BIN)/protoc-gen-micro ## regenerate the committed protobuf code
 	@# One protoc run per file: protoc-gen-micro refuses several Go packages in one run.
 	for p in $(PROTOS); do \
 		PATH="$(BIN):$$PATH" protoc --proto_path=. --go_out=paths=source_relative:. --micro_out=paths=source_relative:. $$p; \
@@ -138,3 +149,15 @@ standins: $(BIN)/consul $(BIN)/etcd $(BIN)/etcdctl ## build stand-ins for the Co
 test-e2e: images standins ## run the compose stack end to end with Consul and with etcd (needs Docker)
 	CONSUL_IMAGE=$(STANDIN_CONSUL_IMAGE) ETCD_IMAGE=$(STANDIN_ETCD_IMAGE) \
 		go test -tags e2e -race -count=1 $(TEST_FLAGS) ./e2e/
+
+# Scaffolding (internal/scaffold; docs/scaffold.md): both check their
+# argument before writing anything, and never overwrite.
+.PHONY: new
+new: protoc $(BIN)/protoc-gen-go $(BIN)/protoc-gen-micro ## add a service: make new name=orders
+	@test -n "$(name)" || { echo "usage: make new name=<service> (a lowercase letter, then lowercase letters, digits or -)"; exit 2; }
+	go build -o $(BIN)/scaffold ./cmd/scaffold && $(BIN)/scaffold new '$(name)'
+
+.PHONY: rename
+rename: protoc $(BIN)/protoc-gen-go $(BIN)/protoc-gen-micro ## rewrite the module path: make rename module=github.com/acme/shop
+	@test -n "$(module)" || { echo "usage: make rename module=<module path, e.g. github.com/acme/shop>"; exit 2; }
+	go build -o $(BIN)/scaffold ./cmd/scaffold && $(BIN)/scaffold rename '$(module)'

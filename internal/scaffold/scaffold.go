@@ -1,0 +1,375 @@
+// Package scaffold adds a service to this repository (New) and renames the
+// module of a copy of it (Rename). Both check everything before they write,
+// never overwrite what they did not create, and leave a tree that builds.
+//
+// The services it writes are rendered from templates/service, which mirror
+// services/hello; the tests render them into a copy of the repository and
+// build, test and run the result, so the templates cannot drift from the
+// example services unnoticed.
+package scaffold
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"text/template"
+)
+
+//go:embed templates/service
+var templates embed.FS
+
+// ErrUsage marks an error in what the caller asked for (a bad or taken
+// name, a bad module path), as opposed to a failure while doing it:
+// errors.Is(err, ErrUsage).
+var ErrUsage = errors.New("usage error")
+
+type usageError struct{ error }
+
+func (usageError) Is(target error) bool { return target == ErrUsage }
+
+// UsageErrorf returns an error that is ErrUsage, with the message alone.
+func UsageErrorf(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+func usageErrorf(format string, args ...any) error { return UsageErrorf(format, args...) }
+
+// reserved are names a service cannot take although no services/<name>
+// exists: the registries' compose services, and what else `make build`
+// and the tools put in bin/, where a service binary of that name would
+// overwrite them.
+var reserved = []string{"consul", "etcd", "etcdctl", "protoc-gen-go", "protoc-gen-micro", "linux", "standin", "bench", "scaffold"}
+
+const maxNameLen = 40
+
+var nameRE = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
+
+// CheckName reports whether name can be a new service's name on its own:
+// a lowercase letter, then lowercase letters, digits or single '-', not
+// ending in '-'. New also checks that it is not taken.
+func CheckName(name string) error {
+	switch {
+	case name == "":
+		return usageErrorf("service name is empty")
+	case !nameRE.MatchString(name):
+		return usageErrorf("service name %q: want a lowercase letter first, then lowercase letters, digits or '-' (e.g. orders, order-items)", name)
+	case strings.HasSuffix(name, "-") || strings.Contains(name, "--"):
+		return usageErrorf("service name %q: '-' only between letters or digits", name)
+	case len(name) > maxNameLen:
+		return usageErrorf("service name %q: longer than %d characters", name, maxNameLen)
+	case slices.Contains(reserved, name):
+		return usageErrorf("service name %q is reserved (it would clash with the registries or a tool in bin/)", name)
+	}
+	return nil
+}
+
+// names are the identifiers derived from a service name, as the templates
+// use them. For "order-items":
+type names struct {
+	Name     string // order-items: registry name, directory, binary, compose service
+	Pascal   string // OrderItems
+	Service  string // OrderItemsService: the protobuf service
+	ProtoPkg string // order_items: the protobuf package
+	GoPkg    string // orderitemspb: the generated Go package
+	Module   string // the module path, from go.mod
+}
+
+func newNames(name, module string) names {
+	var pascal strings.Builder
+	for _, part := range strings.Split(name, "-") {
+		pascal.WriteString(strings.ToUpper(part[:1]) + part[1:])
+	}
+	return names{
+		Name:     name,
+		Pascal:   pascal.String(),
+		Service:  pascal.String() + "Service",
+		ProtoPkg: strings.ReplaceAll(name, "-", "_"),
+		GoPkg:    strings.ReplaceAll(name, "-", "") + "pb",
+		Module:   module,
+	}
+}
+
+// render returns the files of a new service, by path relative to the
+// repository root.
+func render(n names) (map[string][]byte, error) {
+	const dir = "templates/service"
+	files := map[string][]byte{}
+	err := fs.WalkDir(templates, dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		src, err := templates.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		t, err := template.New(p).Delims("[[", "]]").Option("missingkey=error").Parse(string(src))
+		if err != nil {
+			return err
+		}
+		var buf bytes.Buffer
+		if err := t.Execute(&buf, n); err != nil {
+			return err
+		}
+		rel := strings.TrimSuffix(strings.TrimPrefix(p, dir+"/"), ".tmpl")
+		rel = strings.ReplaceAll(rel, "NAME", n.Name)
+		files[path.Join("services", n.Name, rel)] = buf.Bytes()
+		return nil
+	})
+	return files, err
+}
+
+// New adds the service name to the repository at root: services/<name>
+// with its proto contract and generated code, handler, tests and main, an
+// entry in docker-compose.yml and in the Makefile's SERVICES. It runs
+// protoc with the plugins in root/bin (make tools) or on PATH. A bad or
+// taken name is an ErrUsage error and nothing is written; a failure
+// midway removes what was written.
+func New(root, name string) error {
+	if err := CheckName(name); err != nil {
+		return err
+	}
+	module, err := modulePath(root)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(root, "services", name)
+	if _, err := os.Lstat(dir); err == nil {
+		return usageErrorf("service %q exists: %s", name, dir)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	makefile, err := addToMakefile(filepath.Join(root, "Makefile"), name)
+	if err != nil {
+		return err
+	}
+	compose, err := addToCompose(filepath.Join(root, "docker-compose.yml"), name)
+	if err != nil {
+		return err
+	}
+	n := newNames(name, module)
+	files, err := render(n)
+	if err != nil {
+		return fmt.Errorf("rendering the templates: %w", err)
+	}
+	protoc, err := findProtoc(root)
+	if err != nil {
+		return err
+	}
+
+	// Everything is written under a staging directory in root first (Go
+	// ignores names starting with '.'), then moved into place in one
+	// rename.
+	stage, err := os.MkdirTemp(root, ".scaffold-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(stage)
+	for rel, data := range files {
+		if err := writeNew(filepath.Join(stage, filepath.FromSlash(rel)), data, 0o644); err != nil {
+			return err
+		}
+	}
+	protoRel := path.Join("services", name, "proto", name+".proto")
+	if err := protoc.generate(stage, protoRel); err != nil {
+		return err
+	}
+
+	if err := os.Rename(filepath.Join(stage, "services", name), dir); err != nil {
+		return fmt.Errorf("moving the new service into place: %w", err)
+	}
+	undo := func() { os.RemoveAll(dir) }
+	var edits edits
+	for _, e := range []edit{makefile, compose} {
+		if err := edits.apply(e); err != nil {
+			edits.revert()
+			undo()
+			return err
+		}
+	}
+	return nil
+}
+
+// modulePath reads the module path from root/go.mod.
+func modulePath(root string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		return "", fmt.Errorf("%w (is %s the repository root?)", err, root)
+	}
+	m := regexp.MustCompile(`(?m)^module\s+"?([^\s"]+)"?\s*$`).FindSubmatch(data)
+	if m == nil {
+		return "", fmt.Errorf("%s: no module line", filepath.Join(root, "go.mod"))
+	}
+	return string(m[1]), nil
+}
+
+// edit is a file's new content, and its old one to restore on failure.
+type edit struct {
+	path     string
+	old, new []byte
+	mode     fs.FileMode
+}
+
+// edits applies edits one by one, remembering them so revert can undo.
+type edits []edit
+
+func (es *edits) apply(e edit) error {
+	if err := writeReplace(e.path, e.new, e.mode); err != nil {
+		return err
+	}
+	*es = append(*es, e)
+	return nil
+}
+
+func (es *edits) revert() {
+	for _, e := range *es {
+		if e.old == nil {
+			os.Remove(e.path)
+			continue
+		}
+		writeReplace(e.path, e.old, e.mode) //nolint:errcheck // best effort: already failing
+	}
+}
+
+func readEdit(p string) (edit, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return edit{}, err
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return edit{}, err
+	}
+	return edit{path: p, old: data, mode: fi.Mode().Perm()}, nil
+}
+
+var servicesLine = regexp.MustCompile(`(?m)^SERVICES\s*:=(.*)$`)
+
+// addToMakefile returns the Makefile with name added to its SERVICES line.
+func addToMakefile(p, name string) (edit, error) {
+	e, err := readEdit(p)
+	if err != nil {
+		return edit{}, err
+	}
+	idx := servicesLine.FindAllSubmatchIndex(e.old, -1)
+	if len(idx) != 1 {
+		return edit{}, fmt.Errorf("%s: want exactly one line `SERVICES := ...`, found %d", p, len(idx))
+	}
+	list := strings.Fields(string(e.old[idx[0][2]:idx[0][3]]))
+	if slices.Contains(list, name) {
+		return edit{}, usageErrorf("service %q is already in the Makefile's SERVICES", name)
+	}
+	end := idx[0][3]
+	// Keep a trailing comment or spaces after the list where they are.
+	line := string(e.old[idx[0][2]:end])
+	trimmed := strings.TrimRight(line, " \t")
+	insertAt := idx[0][2] + len(trimmed)
+	if i := strings.Index(line, "#"); i >= 0 {
+		insertAt = idx[0][2] + len(strings.TrimRight(line[:i], " \t"))
+	}
+	e.new = slices.Concat(e.old[:insertAt], []byte(" "+name), e.old[insertAt:])
+	return e, nil
+}
+
+// addToCompose returns docker-compose.yml with a service entry for name at
+// the end of its top-level services: map, like hello's.
+func addToCompose(p, name string) (edit, error) {
+	e, err := readEdit(p)
+	if err != nil {
+		return edit{}, err
+	}
+	lines := strings.SplitAfter(string(e.old), "\n")
+	start := -1
+	for i, l := range lines {
+		if strings.TrimRight(l, " \t\r\n") == "services:" {
+			start = i
+			break
+		}
+	}
+	if start < 0 {
+		return edit{}, fmt.Errorf("%s: no top-level services: map", p)
+	}
+	end := len(lines) // the line after the map's last line
+	for i := start + 1; i < len(lines); i++ {
+		l := lines[i]
+		if strings.TrimSpace(l) != "" && !strings.HasPrefix(l, " ") && !strings.HasPrefix(l, "\t") && !strings.HasPrefix(l, "#") {
+			end = i
+			break
+		}
+		if strings.TrimRight(l, " \t\r\n") == "  "+name+":" {
+			return edit{}, usageErrorf("docker-compose.yml already has a service %q", name)
+		}
+	}
+	// Before the blank lines and top-level comments that end the map.
+	for end > start+1 {
+		l := lines[end-1]
+		if strings.TrimSpace(l) == "" || strings.HasPrefix(l, "#") {
+			end--
+			continue
+		}
+		break
+	}
+	last := lines[end-1]
+	sep := "\n"
+	if !strings.HasSuffix(last, "\n") {
+		sep = "\n\n"
+	}
+	entry := fmt.Sprintf("%s  %s:\n    <<: *service\n    image: micro-starter/%s:dev\n", sep, name, name)
+	var b strings.Builder
+	for _, l := range lines[:end] {
+		b.WriteString(l)
+	}
+	b.WriteString(entry)
+	for _, l := range lines[end:] {
+		b.WriteString(l)
+	}
+	e.new = []byte(b.String())
+	return e, nil
+}
+
+// writeNew creates p and its directories; it fails if p exists.
+func writeNew(p string, data []byte, mode fs.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// writeReplace replaces p's content in one rename, so a reader never sees
+// half a file.
+func writeReplace(p string, data []byte, mode fs.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, mode)
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}

@@ -150,6 +150,10 @@ test-e2e: images standins ## run the compose stack end to end with Consul and wi
 	CONSUL_IMAGE=$(STANDIN_CONSUL_IMAGE) ETCD_IMAGE=$(STANDIN_ETCD_IMAGE) \
 		go test -tags e2e -race -count=1 $(TEST_FLAGS) ./e2e/
 
+.PHONY: chaos
+chaos: build tools ## run the resilience suite (bench/chaos) against Consul and etcd, write docs/resilience.md (~20 min)
+	go run ./bench/chaos -bin $(BIN) -out docs/resilience.md
+
 # Scaffolding (internal/scaffold; docs/scaffold.md): both check their
 # argument before writing anything, and never overwrite.
 .PHONY: new

@@ -130,6 +130,55 @@ func TestCrashedInstanceLeavesRegistry(t *testing.T) {
 	})
 }
 
+// TestRegistryPausedLosesNoCall is a short version of the chaos suite's
+// registry outage (bench/chaos, T3): the registry stops answering (SIGSTOP)
+// for longer than the callers' cache TTL and than the register TTL. Calls
+// between running services keep succeeding, an instance stopped during the
+// outage still exits, and every instance is registered again once the
+// registry is back.
+func TestRegistryPausedLosesNoCall(t *testing.T) {
+	forEachRegistry(t, func(t *testing.T, reg registryServer) {
+		const cacheTTL = time.Second
+		s := mustStartStack(t, reg, 2, "--registry_cache_ttl", cacheTTL.String())
+		leaving := mustStartService(t, reg, "user", "user-3")
+		l := startLoad(t, s.url+"/hello?user_id=ada", 4)
+		l.waitForSuccesses(t, 50)
+
+		registry := reg.Process()
+		registry.signal(t, syscall.SIGSTOP)
+		paused := time.Now()
+		t.Cleanup(func() { registry.signal(t, syscall.SIGCONT) }) // so that it can be stopped
+		leaving.signal(t, syscall.SIGTERM)
+		if err := leaving.wait(t, 10*time.Second); err != nil {
+			t.Errorf("user-3, stopped during the outage: %v, want exit status 0", err)
+		}
+		// The outage lasts past the register TTL, so that both registries
+		// come back having expired every instance; calls go on meanwhile.
+		for time.Since(paused) < registerTTL+2*time.Second {
+			l.waitForSuccesses(t, 50)
+		}
+		registry.signal(t, syscall.SIGCONT)
+
+		// Each instance registers again within one register interval (5 s).
+		eventually(t, 5*time.Second+2*time.Second, func() error {
+			want := map[string][]*node{"user": s.users, "hello": {s.hello}, "gateway": {s.gateway}}
+			for service, nodes := range want {
+				listed := ids(reg.Instances(t, service))
+				for _, n := range nodes {
+					if !slices.Contains(listed, n.id) {
+						return fmt.Errorf("%s (%s) not registered again", n.name, n.id)
+					}
+				}
+			}
+			return nil
+		})
+		l.waitForSuccesses(t, 100)
+
+		ok, failures := l.stop()
+		assertNoFailures(t, ok, failures, 300)
+	})
+}
+
 // TestRegistryExpiresSilentInstances checks what removes an instance that
 // stops refreshing its registration: one TTL check that Consul runs (the
 // Consul plugin breaks when a second kind of check is added), or a lease of

@@ -22,6 +22,8 @@ type registryServer interface {
 	// Instances lists the instances of service that the registry would hand
 	// out, as its own API reports them.
 	Instances(tb testing.TB, service string) []instance
+	// Process is the server's process, to pause or stop it.
+	Process() *process
 }
 
 type instance struct {
@@ -58,7 +60,10 @@ func lookPath(tb testing.TB, name string) string {
 // registryClient bounds every call the tests make to a registry server.
 var registryClient = &http.Client{Timeout: 2 * time.Second}
 
-type consulServer struct{ addr string }
+type consulServer struct {
+	addr string
+	proc *process
+}
 
 // mustStartConsul starts a single-node Consul agent in dev mode (in memory,
 // its own leader) with every port on 127.0.0.1 and DNS and gRPC off.
@@ -84,11 +89,13 @@ func mustStartConsul(tb testing.TB) *consulServer {
 		}
 		return nil
 	})
+	s.proc = p
 	return s
 }
 
-func (s *consulServer) Name() string    { return "consul" }
-func (s *consulServer) Address() string { return s.addr }
+func (s *consulServer) Name() string      { return "consul" }
+func (s *consulServer) Address() string   { return s.addr }
+func (s *consulServer) Process() *process { return s.proc }
 
 func (s *consulServer) Instances(tb testing.TB, service string) []instance {
 	tb.Helper()
@@ -125,6 +132,7 @@ func (s *consulServer) get(path string, v any) error {
 
 type etcdServer struct {
 	addr   string
+	proc   *process
 	client *clientv3.Client
 }
 
@@ -158,6 +166,7 @@ func mustStartEtcd(tb testing.TB) *etcdServer {
 		}
 		return nil
 	})
+	s.proc = p
 	var err error
 	s.client, err = clientv3.New(clientv3.Config{Endpoints: []string{s.addr}, DialTimeout: 2 * time.Second})
 	if err != nil {
@@ -167,8 +176,9 @@ func mustStartEtcd(tb testing.TB) *etcdServer {
 	return s
 }
 
-func (s *etcdServer) Name() string    { return "etcd" }
-func (s *etcdServer) Address() string { return s.addr }
+func (s *etcdServer) Name() string      { return "etcd" }
+func (s *etcdServer) Address() string   { return s.addr }
+func (s *etcdServer) Process() *process { return s.proc }
 
 // Instances reads the keys go-micro's etcd registry writes: one per
 // instance under /micro/registry/<service>/, each a JSON registry.Service

@@ -64,19 +64,19 @@ type stack struct {
 	url     string // the gateway's HTTP API
 }
 
-// mustStartStack starts the stack against reg and returns once the gateway
-// reports ready.
-func mustStartStack(tb testing.TB, reg registryServer, users int) *stack {
+// mustStartStack starts the stack against reg, each service with args, and
+// returns once the gateway reports ready.
+func mustStartStack(tb testing.TB, reg registryServer, users int, args ...string) *stack {
 	tb.Helper()
 	httpAddr := "127.0.0.1:" + strconv.Itoa(freePort(tb))
 	s := &stack{url: "http://" + httpAddr}
 	// One at a time, so that each new registry entry belongs to the instance
 	// just started.
 	for i := range users {
-		s.users = append(s.users, mustStartService(tb, reg, "user", "user-"+strconv.Itoa(i+1)))
+		s.users = append(s.users, mustStartService(tb, reg, "user", "user-"+strconv.Itoa(i+1), args...))
 	}
-	s.hello = mustStartService(tb, reg, "hello", "hello")
-	s.gateway = mustStartService(tb, reg, "gateway", "gateway", "--http_address", httpAddr)
+	s.hello = mustStartService(tb, reg, "hello", "hello", args...)
+	s.gateway = mustStartService(tb, reg, "gateway", "gateway", append(args, "--http_address", httpAddr)...)
 	// Each instance drains for 2s on SIGTERM: stop them all at once rather
 	// than one after another. Runs before each process's own cleanup.
 	tb.Cleanup(func() {

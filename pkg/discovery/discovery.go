@@ -64,8 +64,19 @@ func (c Config) Validate() error {
 func (c Config) HasServer() bool { return c.Name == "consul" || c.Name == "etcd" }
 
 // New builds the registry named by c, with extra options such as a logger.
-// It does not contact the registry; see Ping for that.
+// It does not contact the registry; see Ping for that. With etcd,
+// registration goes through our own client (see etcdRegistration).
 func New(c Config, extra ...registry.Option) (registry.Registry, error) {
+	r, err := NewPlugin(c, extra...)
+	if err != nil || c.Name != "etcd" {
+		return r, err
+	}
+	return newEtcdRegistration(r, c.Addresses, c.Timeout)
+}
+
+// NewPlugin builds the registry named by c from go-micro's plugins as they
+// are. For comparison only (--resilience=off): New is what services use.
+func NewPlugin(c Config, extra ...registry.Option) (registry.Registry, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}

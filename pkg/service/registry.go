@@ -1,9 +1,13 @@
 package service
 
 import (
+	"context"
 	"sync"
+	"time"
 
 	"go-micro.dev/v4/registry"
+
+	"github.com/example/micro-starter/pkg/discovery"
 )
 
 // drainingRegistry is the registry as this instance's server sees it. The
@@ -11,8 +15,15 @@ import (
 // under way, so none can land after it, and from then on registrations are
 // dropped and further deregistrations (go-micro's Stop deregisters again) are
 // no-ops instead of errors from a registry that no longer knows the node.
+//
+// Each call to the registry is bounded by timeout: go-micro's server
+// re-registers from the loop that also handles Stop, so one registration
+// that hangs (the Consul plugin's HTTP client has no timeout) would stop
+// both re-registration and Stop. A call that times out goes on in the
+// background and the next tick tries again.
 type drainingRegistry struct {
 	registry.Registry
+	timeout time.Duration
 
 	mu           sync.RWMutex // held for reading by each Register
 	draining     bool
@@ -25,7 +36,7 @@ func (r *drainingRegistry) Register(s *registry.Service, opts ...registry.Regist
 	if r.draining {
 		return nil
 	}
-	return r.Registry.Register(s, opts...)
+	return discovery.Call(context.Background(), r.timeout, func() error { return r.Registry.Register(s, opts...) })
 }
 
 func (r *drainingRegistry) Deregister(s *registry.Service, opts ...registry.DeregisterOption) error {
@@ -36,7 +47,7 @@ func (r *drainingRegistry) Deregister(s *registry.Service, opts ...registry.Dere
 	if done {
 		return nil
 	}
-	if err := r.Registry.Deregister(s, opts...); err != nil {
+	if err := discovery.Call(context.Background(), r.timeout, func() error { return r.Registry.Deregister(s, opts...) }); err != nil {
 		return err // the next Deregister tries again
 	}
 	r.mu.Lock()

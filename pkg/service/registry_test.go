@@ -60,7 +60,7 @@ var node = &registry.Service{Name: "test", Nodes: []*registry.Node{{Id: "test-1"
 
 func TestDrainingRegistryDropsRegistrationsAfterDeregister(t *testing.T) {
 	rec := &recordingRegistry{}
-	r := &drainingRegistry{Registry: rec}
+	r := &drainingRegistry{Registry: rec, timeout: 5 * time.Second}
 	for _, step := range []func() error{
 		func() error { return r.Register(node) },
 		func() error { return r.Deregister(node) },
@@ -78,7 +78,7 @@ func TestDrainingRegistryDropsRegistrationsAfterDeregister(t *testing.T) {
 
 func TestDrainingRegistryDeregistersAfterRegistrationUnderWay(t *testing.T) {
 	rec := &recordingRegistry{release: make(chan struct{})}
-	r := &drainingRegistry{Registry: rec}
+	r := &drainingRegistry{Registry: rec, timeout: 5 * time.Second}
 	registered := make(chan error, 1)
 	go func() { registered <- r.Register(node) }()
 	// Wait until the Register holds the lock, then start shutdown.
@@ -105,7 +105,7 @@ func TestDrainingRegistryDeregistersAfterRegistrationUnderWay(t *testing.T) {
 
 func TestDrainingRegistryRetriesFailedDeregister(t *testing.T) {
 	rec := &recordingRegistry{}
-	r := &drainingRegistry{Registry: rec}
+	r := &drainingRegistry{Registry: rec, timeout: 5 * time.Second}
 	if err := r.Deregister(node); err == nil {
 		t.Fatal("deregistering an unknown node: want the registry's error")
 	}

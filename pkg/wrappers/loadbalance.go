@@ -30,13 +30,15 @@ import (
 // roundrobin wrapper plugin shares one counter between concurrent calls: with
 // one of two instances dead, either sends all three attempts of some calls to
 // the dead one.
-func LoadBalance(strategy string) client.Wrapper {
+//
+// Instances that outliers has ejected go last in every call's order.
+func LoadBalance(strategy string, outliers *Outliers) client.Wrapper {
 	var order selector.Strategy
 	switch strategy {
 	case "random":
-		order = randomOrder
+		order = func(services []*registry.Service) selector.Next { return randomOrder(services, outliers) }
 	default:
-		rr := &roundRobin{}
+		rr := &roundRobin{outliers: outliers}
 		order = rr.order
 	}
 	return func(next client.Client) client.Client {
@@ -62,7 +64,8 @@ func (b balancer) Call(ctx context.Context, req client.Request, rsp interface{},
 
 // roundRobin keeps one position per service.
 type roundRobin struct {
-	next sync.Map // service name -> *atomic.Uint64
+	next     sync.Map // service name -> *atomic.Uint64
+	outliers *Outliers
 }
 
 func (r *roundRobin) order(services []*registry.Service) selector.Next {
@@ -74,23 +77,27 @@ func (r *roundRobin) order(services []*registry.Service) selector.Next {
 		n, _ := r.next.LoadOrStore(services[0].Name, new(atomic.Uint64))
 		start = n.(*atomic.Uint64).Add(1) - 1
 	}
-	return walk(nodes, start)
+	if len(nodes) > 0 {
+		start %= uint64(len(nodes))
+		nodes = append(slices.Clone(nodes[start:]), nodes[:start]...)
+	}
+	return walk(r.outliers.last(nodes))
 }
 
-func randomOrder(services []*registry.Service) selector.Next {
+func randomOrder(services []*registry.Service, outliers *Outliers) selector.Next {
 	nodes := flatten(services)
 	rand.Shuffle(len(nodes), func(i, j int) { nodes[i], nodes[j] = nodes[j], nodes[i] })
-	return walk(nodes, 0)
+	return walk(outliers.last(nodes))
 }
 
-// walk visits nodes from start on, each once before any twice.
-func walk(nodes []*registry.Node, start uint64) selector.Next {
+// walk visits nodes in order, each once before any twice.
+func walk(nodes []*registry.Node) selector.Next {
 	var i atomic.Uint64
 	return func() (*registry.Node, error) {
 		if len(nodes) == 0 {
 			return nil, selector.ErrNoneAvailable
 		}
-		return nodes[(start+i.Add(1)-1)%uint64(len(nodes))], nil
+		return nodes[(i.Add(1)-1)%uint64(len(nodes))], nil
 	}
 }
 

@@ -5,6 +5,7 @@
 package wrappers
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -21,6 +22,7 @@ type Config struct {
 	Retries        int           // attempts after the first, each on the next instance
 	RequestTimeout time.Duration // the whole call, all attempts together
 	AttemptTimeout time.Duration // one attempt on one instance
+	CacheTTL       time.Duration // how long a registry lookup is used; a watch keeps it fresh meanwhile
 	Breaker        BreakerConfig
 }
 
@@ -33,6 +35,7 @@ func DefaultConfig() Config {
 		Retries:        2,
 		RequestTimeout: 5 * time.Second,
 		AttemptTimeout: 1500 * time.Millisecond,
+		CacheTTL:       time.Minute, // go-micro's
 		Breaker:        DefaultBreakerConfig(),
 	}
 }
@@ -44,6 +47,9 @@ func (c Config) Validate() error {
 	}
 	if c.Retries < 0 {
 		return fmt.Errorf("client retries %d: must be 0 or more", c.Retries)
+	}
+	if c.CacheTTL <= 0 {
+		return fmt.Errorf("registry cache TTL %v: must be positive", c.CacheTTL)
 	}
 	if c.AttemptTimeout <= 0 || c.RequestTimeout <= 0 {
 		return fmt.Errorf("client timeouts must be positive (request %v, attempt %v)", c.RequestTimeout, c.AttemptTimeout)
@@ -63,13 +69,14 @@ func NewClient(reg registry.Registry, c Config, extra ...client.Option) (client.
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
+	outliers := NewOutliers(outlierFailures, outlierCooldown)
 	// gRPC, not go-micro's default HTTP transport: on its pooled connections
 	// a call now and then gets no answer until a 5 s timeout, which is also
 	// the only bound it puts on an attempt (TestNoStallOnPooledConnections).
 	base := grpcclient.NewClient(append([]client.Option{
 		client.Registry(reg),
 		// The selector caches lookups and keeps them fresh with a registry watch.
-		client.Selector(selector.NewSelector(selector.Registry(reg))),
+		client.Selector(selector.NewSelector(selector.Registry(reg), cacheTTL(c.CacheTTL))),
 		// Services here don't publish events; the memory broker opens no port.
 		client.Broker(broker.NewMemoryBroker()),
 		client.Retries(c.Retries),
@@ -77,12 +84,43 @@ func NewClient(reg registry.Registry, c Config, extra ...client.Option) (client.
 		client.Backoff(failoverBackoff),
 		client.RequestTimeout(c.RequestTimeout),
 		client.DialTimeout(c.AttemptTimeout),
-		client.WrapCall(AttemptTimeout(c.AttemptTimeout)),
+		// Outermost first: Record sees what the attempt as bounded returned.
+		client.WrapCall(outliers.Record, AttemptTimeout(c.AttemptTimeout)),
 	}, extra...)...)
 	return chain(base,
 		Breaker(c.Breaker, c.RequestTimeout),
-		LoadBalance(c.Strategy),
+		LoadBalance(c.Strategy, outliers),
 	), nil
+}
+
+// An instance that failed this many calls in a row goes last in every
+// call's order for the cooldown.
+const (
+	outlierFailures = 3
+	outlierCooldown = 10 * time.Second
+)
+
+// cacheTTL sets the TTL of the selector's registry cache, which go-micro
+// reads from the selector's context (selector/default.go, newCache).
+func cacheTTL(d time.Duration) selector.Option {
+	return func(o *selector.Options) {
+		if o.Context == nil {
+			o.Context = context.Background()
+		}
+		o.Context = context.WithValue(o.Context, "selector_ttl", d) //nolint:staticcheck // go-micro's key
+	}
+}
+
+// NewPlainClient is go-micro's gRPC client with go-micro's defaults: its
+// selector (random per attempt, 1-minute cache), retry policy (timeouts
+// only), retries and timeouts; no breaker. For comparison only
+// (--resilience=off in bench/chaos).
+func NewPlainClient(reg registry.Registry, extra ...client.Option) client.Client {
+	return grpcclient.NewClient(append([]client.Option{
+		client.Registry(reg),
+		client.Selector(selector.NewSelector(selector.Registry(reg))),
+		client.Broker(broker.NewMemoryBroker()),
+	}, extra...)...)
 }
 
 // chain applies wrappers so that the first one listed is the outermost.

@@ -40,7 +40,8 @@ func (e *Echo) Call(ctx context.Context, req *EchoRequest, rsp *EchoResponse) er
 		}
 	}
 	if err := e.fail.Load(); err != nil {
-		return err
+		// The server writes to the error it sends: one per call.
+		return &merrors.Error{Id: err.Id, Code: err.Code, Detail: err.Detail, Status: err.Status}
 	}
 	rsp.Text, rsp.Instance = req.Text, e.instance
 	return nil

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"go-micro.dev/v4/client"
+
+	"github.com/example/micro-starter/pkg/service"
+	"github.com/example/micro-starter/pkg/wrappers"
+	userpb "github.com/example/micro-starter/services/user/proto"
+)
+
+// result is one call.
+type result struct {
+	at       time.Time
+	latency  time.Duration
+	kind     string // "" for success
+	instance string
+}
+
+// load calls user.UserService.Get at a fixed rate through the client a
+// service would use (the starter's, or plain go-micro's).
+type load struct {
+	users  userpb.UserService
+	rate   int
+	id     string // the user asked for; an unknown one gives 404s
+	mu     sync.Mutex
+	res    []result
+	quit   chan struct{}
+	wg     sync.WaitGroup
+	ticker sync.WaitGroup
+}
+
+func newCaller(c *cluster) (client.Client, error) {
+	cfg := service.DefaultConfig("chaos-load")
+	cfg.Registry.Name, cfg.Registry.Addresses = c.registry, []string{c.addr}
+	cfg.Resilience = c.resilience == "on"
+	if c.cacheTTL > 0 {
+		cfg.Client.CacheTTL = c.cacheTTL
+	}
+	svc, err := service.New(cfg, quiet)
+	if err != nil {
+		return nil, err
+	}
+	return svc.Client(), nil
+}
+
+func startLoad(cl client.Client, rate int, id string) *load {
+	l := &load{users: userpb.NewUserService("user", cl), rate: rate, id: id, quit: make(chan struct{})}
+	l.ticker.Add(1)
+	go l.run()
+	return l
+}
+
+func (l *load) run() {
+	defer l.ticker.Done()
+	tick := time.NewTicker(time.Second / time.Duration(l.rate))
+	defer tick.Stop()
+	for {
+		select {
+		case <-l.quit:
+			return
+		case <-tick.C:
+		}
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			start := time.Now()
+			rsp, err := l.users.Get(context.Background(), &userpb.GetRequest{Id: l.id})
+			r := result{at: start, latency: time.Since(start), kind: kind(err)}
+			if rsp != nil {
+				r.instance = rsp.Instance
+			}
+			l.mu.Lock()
+			l.res = append(l.res, r)
+			l.mu.Unlock()
+		}()
+	}
+}
+
+// stop ends the load and returns every call, in the order they were sent.
+func (l *load) stop() []result {
+	close(l.quit)
+	l.ticker.Wait()
+	l.wg.Wait()
+	slices.SortFunc(l.res, func(a, b result) int { return a.at.Compare(b.at) })
+	return l.res
+}
+
+// since returns the calls sent at or after t.
+func (l *load) since(t time.Time) []result {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []result
+	for _, r := range l.res {
+		if !r.at.Before(t) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// kind names the error of a failed call for the table.
+func kind(err error) string {
+	if err == nil {
+		return ""
+	}
+	e, ok := wrappers.Error(err)
+	if !ok {
+		return "other"
+	}
+	switch {
+	case e.Code == 404 || e.Code == 400:
+		return fmt.Sprintf("%d", e.Code)
+	case strings.Contains(e.Detail, "circuit open"):
+		return "circuit open"
+	case strings.Contains(e.Detail, "too many calls in flight"):
+		return "breaker full"
+	case e.Id == "go.micro.client" && (e.Code == 408 || strings.Contains(e.Detail, "deadline")):
+		return "timeout"
+	case e.Id == "go.micro.client" && (strings.Contains(e.Detail, "no instance") || strings.Contains(e.Detail, "not found") || strings.Contains(e.Detail, "none available")):
+		return "no instance"
+	case e.Id == "go.micro.client":
+		return "connection"
+	default:
+		return fmt.Sprintf("service %d", e.Code)
+	}
+}

@@ -1,0 +1,122 @@
+// Command chaos proves what the starter promises when instances stop, crash
+// or fall sick and when the registry goes away: it starts a real Consul or
+// etcd and user instances as processes on 127.0.0.1, drives a steady load
+// through the client a service would use, runs each scenario of the table
+// in scenarios.go against each registry, for the starter as shipped and
+// for the same binaries with --resilience=off (plain go-micro defaults),
+// and prints one table (report.go).
+//
+//	go run ./bench/chaos -bin bin -registry etcd -scenario T2 -phase 3s
+//
+// Every scenario starts from a fresh registry and two user instances (one
+// in T5). make chaos runs the whole set and writes docs/resilience.md.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"go-micro.dev/v4/client"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "sick-user" {
+		if err := sickUser(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "sick-user:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var (
+		registries = flag.String("registry", "consul,etcd", "registries to run against")
+		only       = flag.String("scenario", "all", "scenarios to run: all, or ids such as T1,T3a")
+		modes      = flag.String("mode", "shipped,plain", "shipped (the starter), plain (--resilience=off)")
+		rate       = flag.Int("rate", 500, "calls per second")
+		phase      = flag.Duration("phase", 5*time.Second, "steady load before and after each event")
+		outage     = flag.Duration("outage", 60*time.Second, "how long the registry is away in T3")
+		cacheTTL   = flag.Duration("registry_cache_ttl", 0, "client cache TTL of the shipped services (0: their default, 1m)")
+		bin        = flag.String("bin", "bin", "directory with user, consul and etcd")
+		out        = flag.String("out", "", "also write the report, as markdown, to this file")
+	)
+	flag.Parse()
+	binDir, _ := filepath.Abs(*bin)
+	start := time.Now()
+	var rows []row
+	for _, reg := range strings.Split(*registries, ",") {
+		for _, sc := range scenarios {
+			if *only != "all" && !slices.Contains(strings.Split(*only, ","), sc.id) {
+				continue
+			}
+			for _, mode := range strings.Split(*modes, ",") {
+				fmt.Fprintf(os.Stderr, "%s %s %s %s ...\n", time.Now().Format("15:04:05"), reg, sc.id, mode)
+				r := runOne(binDir, reg, mode, sc, *rate, *phase, *outage, *cacheTTL)
+				fmt.Fprintf(os.Stderr, "  %s\n", r.line())
+				rows = append(rows, r)
+			}
+		}
+	}
+	took := time.Since(start)
+	rep := report(rows, *rate, *phase, *outage, took)
+	fmt.Print(rep)
+	if *out != "" {
+		if err := os.WriteFile(*out, []byte(readmeSection(rows)+rep), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+}
+
+func runOne(bin, reg, mode string, sc scenario, rate int, phase, outage, cacheTTL time.Duration) row {
+	r := row{registry: reg, mode: mode, sc: sc}
+	dir, err := os.MkdirTemp("", "chaos-")
+	if err != nil {
+		r.err = err
+		return r
+	}
+	defer os.RemoveAll(dir)
+	resilience := map[string]string{"shipped": "on", "plain": "off"}[mode]
+	c, err := newCluster(dir, bin, reg, resilience)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	defer c.close()
+	c.cacheTTL = cacheTTL
+	for i := range sc.instances {
+		p, id, _, err := c.startUser(sc.sick && i == sc.instances-1)
+		if err != nil {
+			r.err = fmt.Errorf("start user: %w (logs in %s)", err, dir)
+			return r
+		}
+		c.users, c.ids = append(c.users, p), append(c.ids, id)
+	}
+	e := env{c: c, rate: rate, phase: phase, outage: outage, shipped: mode == "shipped",
+		ttl: 10 * time.Second, every: 5 * time.Second}
+	if mode == "plain" {
+		e.ttl, e.every = 60*time.Second, 30*time.Second
+	}
+	r.err = sc.run(e, &r.outcome)
+	return r
+}
+
+var callers = map[*cluster]client.Client{}
+
+// mustCaller is the client the load goes through: the starter's, or plain
+// go-micro's, as the instances of c run.
+func mustCaller(c *cluster) client.Client {
+	if cl, ok := callers[c]; ok {
+		return cl
+	}
+	cl, err := newCaller(c)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "client:", err)
+		os.Exit(1)
+	}
+	callers[c] = cl
+	return cl
+}

@@ -29,10 +29,10 @@ type BreakerConfig struct {
 	SleepWindow time.Duration
 }
 
-// DefaultBreakerConfig opens a circuit after 20 calls of which half failed,
+// DefaultBreakerConfig opens a circuit after 10 calls of which half failed,
 // and tests the service again after 5 s.
 func DefaultBreakerConfig() BreakerConfig {
-	return BreakerConfig{MaxConcurrent: 1000, VolumeThreshold: 20, ErrorPercent: 50, SleepWindow: 5 * time.Second}
+	return BreakerConfig{MaxConcurrent: 1000, VolumeThreshold: 10, ErrorPercent: 50, SleepWindow: 5 * time.Second}
 }
 
 // Validate rejects settings hystrix-go would silently misread.

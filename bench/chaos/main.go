@@ -15,6 +15,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"github.com/afex/hystrix-go/hystrix"
 	"os"
 	"path/filepath"
 	"slices"
@@ -73,6 +74,9 @@ func main() {
 
 func runOne(bin, reg, mode string, sc scenario, rate int, phase, outage, cacheTTL time.Duration) row {
 	r := row{registry: reg, mode: mode, sc: sc}
+	// hystrix-go keeps circuits and their 10 s of counts per process: each
+	// scenario starts with none, as a fresh caller process would.
+	hystrix.Flush()
 	dir, err := os.MkdirTemp("", "chaos-")
 	if err != nil {
 		r.err = err

@@ -44,9 +44,10 @@ func TestSickInstanceIsEjected(t *testing.T) {
 				}()
 			}
 			wg.Wait()
-			// Each caller may send one call to the sick instance before the
-			// others' failures eject it.
-			if got, limit := failed.Load(), int64(outlierFailures+callers); got > limit {
+			// Each caller may send a call or two to the sick instance before
+			// the others' failures eject it: at most 1 % of all calls (the
+			// target of bench/chaos T4), where without ejection half fail.
+			if got, limit := failed.Load(), int64(callers*calls/100); got > limit {
 				t.Fatalf("%d of %d calls failed, want at most %d", got, callers*calls, limit)
 			}
 			if sick.calls.Load() == 0 {

@@ -31,6 +31,8 @@ run: build ## run user (x2), hello and gateway on this machine with mDNS; Ctrl-C
 .PHONY: test
 test: tools ## run every test (unit and integration against real Consul and etcd) with -race
 	PATH="$(BIN):$$PATH" go test -race -count=1 $(TEST_FLAGS) ./...
+	@# Every benchmark once, so that none rots; the figures are not checked.
+	PATH="$(BIN):$$PATH" go test -race -count=1 -run='^$$' -bench=. -benchtime=1x $(TEST_FLAGS) ./bench/perf/
 
 .PHONY: test-unit
 test-unit: ## run the tests that need no registry server
@@ -153,6 +155,32 @@ test-e2e: images standins ## run the compose stack end to end with Consul and wi
 .PHONY: chaos
 chaos: build tools ## run the resilience suite (bench/chaos) against Consul and etcd, write docs/resilience.md (~20 min)
 	go run ./bench/chaos -bin $(BIN) -out docs/resilience.md
+
+# Performance (issue #7; bench/perf, bench/load; figures in docs/performance.md).
+# The Go benchmarks run BENCH_COUNT times with -count=1 each, so that bare
+# client and wrapper chain alternate and contention hits both alike.
+BENCH_COUNT ?= 6
+BENCH_OUT ?= $(BIN)/bench
+BENCH_LOAD_FLAGS ?= -rounds 3 -duration 10s
+
+$(BIN)/benchstat: tools/benchstat/go.mod
+	cd tools/benchstat && go build -o $(BIN)/benchstat golang.org/x/perf/cmd/benchstat
+
+.PHONY: bench
+bench: build tools $(BIN)/benchstat ## benchmarks and gateway load against Consul and etcd; raw results in bin/bench/ (~8 min)
+	@mkdir -p $(BENCH_OUT) && rm -f $(BENCH_OUT)/go.txt
+	@echo "load average at start: $$(cat /proc/loadavg)"
+	for i in $$(seq $(BENCH_COUNT)); do \
+		PATH="$(BIN):$$PATH" go test -run='^$$' -bench=. -count=1 ./bench/perf/ | tee -a $(BENCH_OUT)/go.txt; \
+	done
+	$(BIN)/benchstat -filter '.name:Call' -col /client $(BENCH_OUT)/go.txt | tee $(BENCH_OUT)/benchstat.txt
+	$(BIN)/benchstat -filter '.name:Lookup' -col /from $(BENCH_OUT)/go.txt | tee -a $(BENCH_OUT)/benchstat.txt
+	PATH="$(BIN):$$PATH" go run ./bench/load -bin $(BIN) $(BENCH_LOAD_FLAGS) | tee $(BENCH_OUT)/load.md
+	@echo "load average at end: $$(cat /proc/loadavg)"
+
+.PHONY: bench-smoke
+bench-smoke: tools ## run every benchmark once (-benchtime=1x) so they cannot rot; figures are not checked
+	PATH="$(BIN):$$PATH" go test -count=1 -run='^$$' -bench=. -benchtime=1x $(TEST_FLAGS) ./bench/perf/
 
 # Scaffolding (internal/scaffold; docs/scaffold.md): both check their
 # argument before writing anything, and never overwrite.

@@ -1,74 +1,17 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"io"
 	"net"
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/example/micro-starter/pkg/service"
+	"github.com/example/micro-starter/pkg/service/servicetest"
 )
-
-// runDeadline bounds how long a test waits on run; it is a deadline for a
-// hang, not a way to synchronise.
-const runDeadline = 30 * time.Second
-
-// logSink is run's stdout: it keeps what was written and closes serving
-// when the service logs that it is serving.
-type logSink struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	once    sync.Once
-	serving chan struct{}
-}
-
-func newLogSink() *logSink { return &logSink{serving: make(chan struct{})} }
-
-func (s *logSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if bytes.Contains(p, []byte("msg=serving")) {
-		s.once.Do(func() { close(s.serving) })
-	}
-	return s.buf.Write(p)
-}
-
-func (s *logSink) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
-
-func envFunc(env map[string]string) func(string) string {
-	return func(k string) string { return env[k] }
-}
-
-// startRun calls run in a goroutine with a context cancelled on cleanup,
-// and returns the channel run's error arrives on.
-func startRun(tb testing.TB, ctx context.Context, args []string, env map[string]string, out *logSink) <-chan error {
-	tb.Helper()
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, args, envFunc(env), out) }()
-	return done
-}
-
-// waitRun waits for run to return, failing the test if it does not.
-func waitRun(tb testing.TB, done <-chan error, out *logSink) error {
-	tb.Helper()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(runDeadline):
-		tb.Fatalf("run did not return within %v; output:\n%s", runDeadline, out)
-		return nil
-	}
-}
 
 func TestRunUsageErrors(t *testing.T) {
 	tests := []struct {
@@ -90,9 +33,6 @@ func TestRunUsageErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(context.Background())
-			t.Cleanup(cancel)
-			out := newLogSink()
 			// The registry is memory so that a case that wrongly got past
 			// the flags starts nothing on the network, and the HTTP address
 			// a free port on loopback: the gateway binds it before it checks
@@ -102,58 +42,25 @@ func TestRunUsageErrors(t *testing.T) {
 				args = append(args, "--registry", "memory")
 			}
 			args = append(args, tt.args...)
-			err := waitRun(t, startRun(t, ctx, args, tt.env, out), out)
-			if err == nil {
-				t.Fatalf("run(%q) = nil, want an error", args)
-			}
-			if code := service.ExitCode(err); code != 2 {
-				t.Errorf("ExitCode(%v) = %d, want 2", err, code)
-			}
-			if !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("err = %q, want it to contain %q", err, tt.wantErr)
-			}
+			servicetest.MustFailUsage(t, run, args, tt.env, tt.wantErr)
 		})
 	}
 }
 
 func TestRunHelp(t *testing.T) {
-	for _, flag := range []string{"-h", "--help"} {
-		t.Run(flag, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(context.Background())
-			t.Cleanup(cancel)
-			out := newLogSink()
-			if err := waitRun(t, startRun(t, ctx, []string{"gateway", flag}, nil, out), out); err != nil {
-				t.Fatalf("run(%s) = %v, want nil", flag, err)
-			}
-			for _, want := range []string{"-registry", "-server_address", "-http_address"} {
-				if !strings.Contains(out.String(), want) {
-					t.Errorf("usage does not mention %s:\n%s", want, out)
-				}
-			}
-		})
-	}
+	servicetest.MustPrintHelp(t, run, "gateway", "-registry", "-server_address", "-http_address")
 }
 
 // TestRunStartsAndStops starts the gateway on loopback, checks that its
 // HTTP API answers, and stops it.
 func TestRunStartsAndStops(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	out := newLogSink()
-	done := startRun(t, ctx, []string{"gateway", "--registry", "memory", "--server_address", "127.0.0.1:0",
-		"--http_address", "127.0.0.1:0", "--shutdown_drain", "0s"}, nil, out)
-
-	select {
-	case <-out.serving:
-	case err := <-done:
-		t.Fatalf("run returned before serving: %v; output:\n%s", err, out)
-	case <-time.After(runDeadline):
-		t.Fatalf("run not serving within %v; output:\n%s", runDeadline, out)
-	}
+	r := servicetest.Start(t, run, []string{"gateway", "--registry", "memory", "--server_address", "127.0.0.1:0",
+		"--http_address", "127.0.0.1:0", "--shutdown_drain", "0s"}, nil)
+	r.MustServe(t)
 	// "http listening" is logged before the service starts, so it is there.
-	m := regexp.MustCompile(`msg="http listening" address=(\S+)`).FindStringSubmatch(out.String())
+	m := regexp.MustCompile(`msg="http listening" address=(\S+)`).FindStringSubmatch(r.Out.String())
 	if m == nil {
-		t.Fatalf("no HTTP address logged:\n%s", out)
+		t.Fatalf("no HTTP address logged:\n%s", r.Out)
 	}
 	base := "http://" + m[1]
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
@@ -162,13 +69,7 @@ func TestRunStartsAndStops(t *testing.T) {
 	// Nothing else is registered in the gateway's own memory registry.
 	wantGet(t, hc, base+"/readyz", http.StatusServiceUnavailable, `no instance registered`)
 
-	cancel()
-	if err := waitRun(t, done, out); err != nil {
-		t.Fatalf("run after cancel = %v, want nil; output:\n%s", err, out)
-	}
-	if !strings.Contains(out.String(), "msg=stopped") {
-		t.Errorf("no stop logged:\n%s", out)
-	}
+	r.MustStop(t)
 	if rsp, err := hc.Get(base + "/healthz"); err == nil {
 		rsp.Body.Close()
 		t.Errorf("GET /healthz after run returned: status %d, want the listener closed", rsp.StatusCode)
@@ -212,11 +113,8 @@ func TestRunUsageErrorWithBusyPort(t *testing.T) {
 		{"unknown selector", []string{"--registry", "memory", "--selector", "weird"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(context.Background())
-			t.Cleanup(cancel)
-			out := newLogSink()
 			args := append([]string{"gateway", "--http_address", ln.Addr().String()}, tt.args...)
-			err := waitRun(t, startRun(t, ctx, args, nil, out), out)
+			err := servicetest.Start(t, run, args, nil).Wait(t)
 			if code := service.ExitCode(err); code != 2 {
 				t.Errorf("run(%q) = %v, exit status %d; want a usage error, status 2", args, err, code)
 			}

@@ -1,0 +1,136 @@
+// Package servicetest tests a service's run function as main calls it:
+// flags and environment in; a usage error, or an instance that serves and
+// stops, out.
+package servicetest
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/example/micro-starter/pkg/service"
+)
+
+// Run is a service's run function.
+type Run func(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error
+
+// Deadline bounds how long a helper waits on run: a deadline for a hang,
+// not a way to synchronise.
+const Deadline = 30 * time.Second
+
+// Running is a call of run in the background.
+type Running struct {
+	Out    *Output
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Start calls run with args and env in a goroutine; its context is
+// cancelled by Stop or when the test ends.
+func Start(tb testing.TB, run Run, args []string, env map[string]string) *Running {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	tb.Cleanup(cancel)
+	r := &Running{Out: &Output{serving: make(chan struct{})}, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- run(ctx, args, func(k string) string { return env[k] }, r.Out) }()
+	return r
+}
+
+// Wait returns what run returned, failing the test if it does not return.
+func (r *Running) Wait(tb testing.TB) error {
+	tb.Helper()
+	select {
+	case err := <-r.done:
+		return err
+	case <-time.After(Deadline):
+		tb.Fatalf("run did not return within %v; output:\n%s", Deadline, r.Out)
+		return nil
+	}
+}
+
+// MustServe waits until the service logs that it is serving.
+func (r *Running) MustServe(tb testing.TB) {
+	tb.Helper()
+	select {
+	case <-r.Out.serving:
+	case err := <-r.done:
+		tb.Fatalf("run returned before serving: %v; output:\n%s", err, r.Out)
+	case <-time.After(Deadline):
+		tb.Fatalf("run not serving within %v; output:\n%s", Deadline, r.Out)
+	}
+}
+
+// MustStop cancels run's context, as SIGTERM does, and checks that run
+// returns nil after logging that it stopped.
+func (r *Running) MustStop(tb testing.TB) {
+	tb.Helper()
+	r.cancel()
+	if err := r.Wait(tb); err != nil {
+		tb.Fatalf("run after cancel = %v, want nil; output:\n%s", err, r.Out)
+	}
+	if !strings.Contains(r.Out.String(), "msg=stopped") {
+		tb.Errorf("no stop logged:\n%s", r.Out)
+	}
+}
+
+// MustFailUsage checks that run with args and env fails with a usage error
+// (exit status 2) that contains want.
+func MustFailUsage(tb testing.TB, run Run, args []string, env map[string]string, want string) {
+	tb.Helper()
+	err := Start(tb, run, args, env).Wait(tb)
+	if err == nil {
+		tb.Fatalf("run(%q) = nil, want an error", args)
+	}
+	if code := service.ExitCode(err); code != 2 {
+		tb.Errorf("ExitCode(%v) = %d, want 2", err, code)
+	}
+	if !strings.Contains(err.Error(), want) {
+		tb.Errorf("err = %q, want it to contain %q", err, want)
+	}
+}
+
+// MustPrintHelp checks that -h and --help return nil and print a usage that
+// names each of flags.
+func MustPrintHelp(t *testing.T, run Run, name string, flags ...string) {
+	for _, help := range []string{"-h", "--help"} {
+		t.Run(help, func(t *testing.T) {
+			r := Start(t, run, []string{name, help}, nil)
+			if err := r.Wait(t); err != nil {
+				t.Fatalf("run(%s) = %v, want nil", help, err)
+			}
+			for _, f := range flags {
+				if !strings.Contains(r.Out.String(), f) {
+					t.Errorf("usage does not mention %s:\n%s", f, r.Out)
+				}
+			}
+		})
+	}
+}
+
+// Output is run's stdout: it keeps what was written and notes when the
+// service logs that it is serving.
+type Output struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	once    sync.Once
+	serving chan struct{}
+}
+
+func (o *Output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if bytes.Contains(p, []byte("msg=serving")) {
+		o.once.Do(func() { close(o.serving) })
+	}
+	return o.buf.Write(p)
+}
+
+func (o *Output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}

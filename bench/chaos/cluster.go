@@ -80,6 +80,7 @@ type cluster struct {
 	cacheTTL   time.Duration
 	users      []*proc
 	ids        []string          // registry node ids of users, same order
+	started    []*proc           // every user process started, so that close stops them all
 	lookup     registry.Registry // the plugin, uncached, to see what the registry lists
 	seq        int
 }
@@ -161,6 +162,7 @@ func (c *cluster) startUser(sick bool) (*proc, string, time.Time, error) {
 	if err != nil {
 		return nil, "", time.Time{}, err
 	}
+	c.started = append(c.started, p)
 	var id string
 	err = poll(30*time.Second, func() error {
 		for _, i := range c.instances() {
@@ -190,7 +192,7 @@ func (c *cluster) instances() []string {
 }
 
 func (c *cluster) close() {
-	for _, u := range c.users {
+	for _, u := range c.started {
 		u.kill()
 	}
 	c.regProc.kill()

@@ -14,37 +14,11 @@ import (
 )
 
 func TestRunUsageErrors(t *testing.T) {
-	tests := []struct {
-		name    string
-		args    []string
-		env     map[string]string
-		wantErr string
-	}{
-		{"unknown registry", []string{"--registry", "zk"}, nil, `unknown registry "zk"`},
-		{"register_ttl not a duration", []string{"--register_ttl", "abc"}, nil, "register_ttl"},
-		{"unknown flag", []string{"--no_such_flag"}, nil, "no_such_flag"},
-		{"unexpected argument", []string{"extra"}, nil, `unexpected argument "extra"`},
-		{"MICRO_REGISTRY from the environment", nil, map[string]string{"MICRO_REGISTRY": "zk"}, `unknown registry "zk"`},
-		{"MICRO_REGISTER_TTL from the environment", nil, map[string]string{"MICRO_REGISTER_TTL": "abc"}, "MICRO_REGISTER_TTL"},
-		{"unknown selector", []string{"--selector", "weird"}, nil, `strategy "weird"`},
-		{"ttl not longer than interval", []string{"--register_ttl", "5", "--register_interval", "5s"}, nil, "register interval"},
-		{"empty registry address", []string{"--registry_address", "a:1,,b:2"}, nil, "empty entry"},
-		{"users_file is not gateway's flag", []string{"--users_file", "/nonexistent/users.json"}, nil, "users_file"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			// The registry is memory so that a case that wrongly got past
-			// the flags starts nothing on the network, and the HTTP address
-			// a free port on loopback: the gateway binds it before it checks
-			// the rest of its configuration.
-			args := []string{"gateway", "--http_address", "127.0.0.1:0"}
-			if _, ok := tt.env["MICRO_REGISTRY"]; !ok {
-				args = append(args, "--registry", "memory")
-			}
-			args = append(args, tt.args...)
-			servicetest.MustFailUsage(t, run, args, tt.env, tt.wantErr)
-		})
-	}
+	// The HTTP address is a free port on loopback: the gateway binds it
+	// once its settings are checked.
+	servicetest.MustRejectUsage(t, run, []string{"gateway", "--http_address", "127.0.0.1:0"},
+		servicetest.UsageCase{Name: "users_file is not gateway's flag", Args: []string{"--users_file", "/nonexistent/users.json"}, Want: "users_file"},
+	)
 }
 
 func TestRunHelp(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -90,6 +91,48 @@ func MustFailUsage(tb testing.TB, run Run, args []string, env map[string]string,
 	}
 	if !strings.Contains(err.Error(), want) {
 		tb.Errorf("err = %q, want it to contain %q", err, want)
+	}
+}
+
+// UsageCase is a wrong setting, on the command line or in the environment,
+// and a part of the error it must cause.
+type UsageCase struct {
+	Name string
+	Args []string
+	Env  map[string]string
+	Want string
+}
+
+// commonUsageCases are wrong settings of the flags every service shares
+// (pkg/service.Config.Flags).
+var commonUsageCases = []UsageCase{
+	{"unknown registry", []string{"--registry", "zk"}, nil, `unknown registry "zk"`},
+	{"register_ttl not a duration", []string{"--register_ttl", "abc"}, nil, "register_ttl"},
+	{"unknown flag", []string{"--no_such_flag"}, nil, "no_such_flag"},
+	{"unexpected argument", []string{"extra"}, nil, `unexpected argument "extra"`},
+	{"MICRO_REGISTRY from the environment", nil, map[string]string{"MICRO_REGISTRY": "zk"}, `unknown registry "zk"`},
+	{"MICRO_REGISTER_TTL from the environment", nil, map[string]string{"MICRO_REGISTER_TTL": "abc"}, "MICRO_REGISTER_TTL"},
+	{"unknown selector", []string{"--selector", "weird"}, nil, `strategy "weird"`},
+	{"ttl not longer than interval", []string{"--register_ttl", "5", "--register_interval", "5s"}, nil, "register interval"},
+	{"empty registry address", []string{"--registry_address", "a:1,,b:2"}, nil, "empty entry"},
+	{"client attempt timeout above request timeout", []string{"--client_attempt_timeout", "10s", "--client_request_timeout", "1s"}, nil, "attempt timeout"},
+}
+
+// MustRejectUsage checks that run refuses, with a usage error, each wrong
+// setting of the flags every service shares and each of the service's own
+// cases. base is the command line each case is added to (the program name,
+// and any flag the service needs to start on loopback). The registry is
+// memory unless a case sets MICRO_REGISTRY, so that a case that wrongly got
+// past the flags starts nothing on the network.
+func MustRejectUsage(t *testing.T, run Run, base []string, own ...UsageCase) {
+	for _, c := range append(slices.Clone(commonUsageCases), own...) {
+		t.Run(c.Name, func(t *testing.T) {
+			args := slices.Clone(base)
+			if _, ok := c.Env["MICRO_REGISTRY"]; !ok {
+				args = append(args, "--registry", "memory")
+			}
+			MustFailUsage(t, run, append(args, c.Args...), c.Env, c.Want)
+		})
 	}
 }
 

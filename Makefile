@@ -174,6 +174,7 @@ bench: build tools $(BIN)/benchstat ## benchmarks and gateway load against Consu
 		PATH="$(BIN):$$PATH" go test -run='^$$' -bench=. -count=1 ./bench/perf/ | tee -a $(BENCH_OUT)/go.txt; \
 	done
 	$(BIN)/benchstat -filter '.name:Call' -col /client $(BENCH_OUT)/go.txt | tee $(BENCH_OUT)/benchstat.txt
+	$(BIN)/benchstat -filter '.name:Added' $(BENCH_OUT)/go.txt | tee -a $(BENCH_OUT)/benchstat.txt
 	$(BIN)/benchstat -filter '.name:Lookup' -col /from $(BENCH_OUT)/go.txt | tee -a $(BENCH_OUT)/benchstat.txt
 	PATH="$(BIN):$$PATH" go run ./bench/load -bin $(BIN) $(BENCH_LOAD_FLAGS) | tee $(BENCH_OUT)/load.md
 	@echo "load average at end: $$(cat /proc/loadavg)"

@@ -159,3 +159,46 @@ func BenchmarkCall(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAdded is what the chain adds to one call's latency, measured in
+// pairs: each iteration makes one call with each client, alternating which
+// goes first, so that drift (GC state, CPU frequency, other loads) hits both
+// alike. added-p50-us is the median of the per-pair differences (chain minus
+// bare); ns/op is the time of both calls.
+func BenchmarkAdded(b *testing.B) {
+	reg := registry.NewMemoryRegistry()
+	serveUsers(b, reg, 2)
+	cs := clients(b, reg)
+	bare := userpb.NewUserService("user", cs["bare"])
+	chain := userpb.NewUserService("user", cs["chain"])
+	get := func(s userpb.UserService) time.Duration {
+		t := time.Now()
+		if _, err := s.Get(context.Background(), &userpb.GetRequest{Id: "ada"}); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(t)
+	}
+	for range 10 {
+		get(bare)
+		get(chain)
+	}
+	var bareD, chainD, added []time.Duration
+	i := 0
+	for b.Loop() {
+		var db, dc time.Duration
+		if i%2 == 0 {
+			db, dc = get(bare), get(chain)
+		} else {
+			dc, db = get(chain), get(bare)
+		}
+		i++
+		bareD, chainD, added = append(bareD, db), append(chainD, dc), append(added, dc-db)
+	}
+	p50 := func(ds []time.Duration) float64 {
+		slices.Sort(ds)
+		return float64(ds[len(ds)/2].Nanoseconds()) / 1e3
+	}
+	b.ReportMetric(p50(bareD), "bare-p50-us")
+	b.ReportMetric(p50(chainD), "chain-p50-us")
+	b.ReportMetric(p50(added), "added-p50-us")
+}

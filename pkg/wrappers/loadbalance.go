@@ -41,8 +41,10 @@ func LoadBalance(strategy string, outliers *Outliers) client.Wrapper {
 		rr := &roundRobin{outliers: outliers}
 		order = rr.order
 	}
+	// Built once: the option is the same for every call.
+	withOrder := client.WithSelectOption(selector.WithStrategy(order))
 	return func(next client.Client) client.Client {
-		return balancer{Client: next, order: order}
+		return balancer{Client: next, withOrder: withOrder}
 	}
 }
 
@@ -50,12 +52,11 @@ var strategies = map[string]bool{"roundrobin": true, "random": true}
 
 type balancer struct {
 	client.Client
-	order selector.Strategy
+	withOrder client.CallOption
 }
 
 func (b balancer) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
-	opts = append(opts, client.WithSelectOption(selector.WithStrategy(b.order)))
-	err := b.Client.Call(ctx, req, rsp, opts...)
+	err := b.Client.Call(ctx, req, rsp, append(opts, b.withOrder)...)
 	if noInstance(err) {
 		return merrors.New(clientID, fmt.Sprintf("service %s: no instance available", req.Service()), 503)
 	}
@@ -72,16 +73,21 @@ func (r *roundRobin) order(services []*registry.Service) selector.Next {
 	nodes := flatten(services)
 	// The registry's order can change between lookups; ids don't.
 	slices.SortFunc(nodes, func(a, b *registry.Node) int { return cmp.Compare(a.Id, b.Id) })
-	var start uint64
-	if len(services) > 0 {
-		n, _ := r.next.LoadOrStore(services[0].Name, new(atomic.Uint64))
-		start = n.(*atomic.Uint64).Add(1) - 1
-	}
-	if len(nodes) > 0 {
-		start %= uint64(len(nodes))
-		nodes = append(slices.Clone(nodes[start:]), nodes[:start]...)
+	if len(nodes) > 1 {
+		start := int((r.counter(services[0].Name).Add(1) - 1) % uint64(len(nodes)))
+		rotated := make([]*registry.Node, 0, len(nodes))
+		nodes = append(append(rotated, nodes[start:]...), nodes[:start]...)
 	}
 	return walk(r.outliers.last(nodes))
+}
+
+// counter is the position of service, created on its first call.
+func (r *roundRobin) counter(service string) *atomic.Uint64 {
+	if n, ok := r.next.Load(service); ok {
+		return n.(*atomic.Uint64)
+	}
+	n, _ := r.next.LoadOrStore(service, new(atomic.Uint64))
+	return n.(*atomic.Uint64)
 }
 
 func randomOrder(services []*registry.Service, outliers *Outliers) selector.Next {
@@ -104,7 +110,11 @@ func walk(nodes []*registry.Node) selector.Next {
 // flatten copies the nodes of every version of a service, so that sorting
 // or shuffling leaves the selector's cache alone.
 func flatten(services []*registry.Service) []*registry.Node {
-	var nodes []*registry.Node
+	n := 0
+	for _, s := range services {
+		n += len(s.Nodes)
+	}
+	nodes := make([]*registry.Node, 0, n)
 	for _, s := range services {
 		nodes = append(nodes, s.Nodes...)
 	}

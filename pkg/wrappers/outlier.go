@@ -83,19 +83,31 @@ func (o *Outliers) observe(id string, failed bool) {
 func (o *Outliers) Ejected(id string) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	return o.ejectedLocked(id, time.Now())
+}
+
+func (o *Outliers) ejectedLocked(id string, now time.Time) bool {
 	h := o.nodes[id]
-	return h != nil && time.Now().Before(h.ejectedUntil)
+	return h != nil && now.Before(h.ejectedUntil)
 }
 
 // last moves the ejected nodes to the end, keeping the order of the rest.
+// It runs on every call: when no instance has failed lately (the usual
+// case) it returns nodes as they are.
 func (o *Outliers) last(nodes []*registry.Node) []*registry.Node {
 	if o == nil {
+		return nodes
+	}
+	now := time.Now()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.nodes) == 0 {
 		return nodes
 	}
 	healthy := make([]*registry.Node, 0, len(nodes))
 	var ejected []*registry.Node
 	for _, n := range nodes {
-		if o.Ejected(n.Id) {
+		if o.ejectedLocked(n.Id, now) {
 			ejected = append(ejected, n)
 		} else {
 			healthy = append(healthy, n)

@@ -57,12 +57,18 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each full-speed run")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every stack once, in rotating order")
 	flag.BoolVar(&o.join, "join", true, "measure registration to first call of a new user instance under load")
-	flag.DurationVar(&o.soak, "soak", 0, "after the rounds, load ours at -rate for this long and report RSS growth")
-	flag.IntVar(&o.rate, "rate", 300, "requests per second during -soak")
+	flag.DurationVar(&o.soak, "soak", 0, "after the rounds, load every stack at once at -rate for this long and report RSS each minute")
+	flag.IntVar(&o.rate, "rate", 300, "requests per second during -soak, and with -url when given")
 	url := flag.String("url", "", "only drive the gateway already running at this URL (for profiling) and print the result")
 	flag.Parse()
 	if *url != "" {
-		r := drive(*url, o.conns, o.duration, 0, nil)
+		rate := 0 // full speed unless -rate is given
+		flag.Visit(func(f *flag.Flag) {
+			if f.Name == "rate" {
+				rate = o.rate
+			}
+		})
+		r := drive(*url, o.conns, o.duration, rate, nil)
 		fmt.Printf("%s: %.0f req/s, p50 %.2f ms, p99 %.2f ms, %d errors %s\n", *url, r.rps, ms(r.p50), ms(r.p99), r.errors, r.firstErr)
 		return
 	}
@@ -176,32 +182,9 @@ func runRegistry(o options, bin, dir, regName string) error {
 	}
 	fmt.Println()
 
-	fmt.Printf("Full speed, %d keep-alive clients, GET /hello?user_id=ada, %v per run:\n\n", o.conns, o.duration)
-	fmt.Println("| round | stack | req/s | p50 ms | p99 ms | errors | load avg before | load avg after |\n| --- | --- | --- | --- | --- | --- | --- | --- |")
-	all := map[string][]result{}
-	for r := range o.rounds {
-		for i := range stacks {
-			s := stacks[(i+r)%len(stacks)]
-			before := loadavg()
-			res := drive(s.url, o.conns, o.duration, 0, nil)
-			all[s.name] = append(all[s.name], res)
-			fmt.Printf("| %d | %s | %.0f | %.2f | %.2f | %d %s | %s | %s |\n", r+1, s.name, res.rps, ms(res.p50), ms(res.p99), res.errors, res.firstErr, before, loadavg())
-		}
+	if o.rounds > 0 {
+		fullSpeed(stacks, o)
 	}
-	fmt.Println()
-	fmt.Println("| stack | median req/s | median p50 ms | median p99 ms | errors |\n| --- | --- | --- | --- | --- |")
-	for _, s := range stacks {
-		rs := all[s.name]
-		var errs int64
-		for _, r := range rs {
-			errs += r.errors
-		}
-		fmt.Printf("| %s | %.0f | %.2f | %.2f | %d |\n", s.name,
-			median(rs, func(r result) float64 { return r.rps }),
-			median(rs, func(r result) float64 { return ms(r.p50) }),
-			median(rs, func(r result) float64 { return ms(r.p99) }), errs)
-	}
-	fmt.Println()
 
 	for _, s := range stacks {
 		if s.reg == nil || !o.join {
@@ -213,43 +196,7 @@ func runRegistry(o options, bin, dir, regName string) error {
 	}
 
 	if o.soak > 0 {
-		for _, s := range stacks {
-			if s.name != "ours" {
-				continue
-			}
-			before := loadavg()
-			// RSS of every process each minute of the soak, to tell a
-			// working set that settles from one that keeps growing.
-			fmt.Println("| minute | " + procNames(s) + " |")
-			fmt.Println("| --- |" + strings.Repeat(" --- |", len(s.procs)))
-			soakDone := make(chan result)
-			go func() { soakDone <- drive(s.url, 8, o.soak, o.rate, nil) }()
-			var res result
-			tick := time.NewTicker(time.Minute)
-		soak:
-			for m := 1; ; m++ {
-				select {
-				case res = <-soakDone:
-					break soak
-				case <-tick.C:
-					fmt.Printf("| %d | %s |\n", m, procRSS(s))
-				}
-			}
-			tick.Stop()
-			fmt.Println()
-			fmt.Printf("Soak (%s): %v at %d req/s target, 8 clients: %.0f req/s, p50 %.2f ms, p99 %.2f ms, %d errors; load avg %s -> %s\n\n",
-				s.name, o.soak, o.rate, res.rps, ms(res.p50), ms(res.p99), res.errors, before, loadavg())
-			time.Sleep(3 * time.Second)
-			fmt.Println("| process | idle RSS MiB | after soak MiB | growth |\n| --- | --- | --- | --- |")
-			for _, p := range s.procs {
-				rss, err := p.RSS()
-				if err != nil {
-					return err
-				}
-				fmt.Printf("| %s | %.1f | %.1f | %+.1f %% |\n", p.Name, float64(idle[p])/(1<<20), float64(rss)/(1<<20), 100*float64(rss-idle[p])/float64(idle[p]))
-			}
-			fmt.Println()
-		}
+		return soak(stacks, idle, o)
 	}
 	return nil
 }
@@ -504,23 +451,114 @@ func joinUnderLoad(s *svcStack, conns int) error {
 	return nil
 }
 
+// fullSpeed drives each stack as fast as o.conns clients can, o.rounds
+// times, rotating the order every round.
+func fullSpeed(stacks []*svcStack, o options) {
+	fmt.Printf("Full speed, %d keep-alive clients, GET /hello?user_id=ada, %v per run:\n\n", o.conns, o.duration)
+	fmt.Println("| round | stack | req/s | p50 ms | p99 ms | errors | load avg before | load avg after |\n| --- | --- | --- | --- | --- | --- | --- | --- |")
+	all := map[string][]result{}
+	for r := range o.rounds {
+		for i := range stacks {
+			s := stacks[(i+r)%len(stacks)]
+			before := loadavg()
+			res := drive(s.url, o.conns, o.duration, 0, nil)
+			all[s.name] = append(all[s.name], res)
+			fmt.Printf("| %d | %s | %.0f | %.2f | %.2f | %d %s | %s | %s |\n", r+1, s.name, res.rps, ms(res.p50), ms(res.p99), res.errors, res.firstErr, before, loadavg())
+		}
+	}
+	fmt.Println()
+	fmt.Println("| stack | median req/s | median p50 ms | median p99 ms | errors |\n| --- | --- | --- | --- | --- |")
+	for _, s := range stacks {
+		rs := all[s.name]
+		var errs int64
+		for _, r := range rs {
+			errs += r.errors
+		}
+		fmt.Printf("| %s | %.0f | %.2f | %.2f | %d |\n", s.name,
+			median(rs, func(r result) float64 { return r.rps }),
+			median(rs, func(r result) float64 { return ms(r.p50) }),
+			median(rs, func(r result) float64 { return ms(r.p99) }), errs)
+	}
+	fmt.Println()
+}
+
+// soak loads every stack at once, each at o.rate with 8 clients, for
+// o.soak, and prints each process's RSS every minute: growth that settles
+// after the first minute is a working set, growth that goes on is a leak.
+// The bare net/http hops show what any Go process on this machine gains.
+func soak(stacks []*svcStack, idle map[*stack.Proc]int64, o options) error {
+	before := loadavg()
+	results := make([]result, len(stacks))
+	var wg sync.WaitGroup
+	for i, s := range stacks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = drive(s.url, 8, o.soak, o.rate, nil)
+		}()
+	}
+	samples := map[*stack.Proc][]int64{} // RSS at the end of each minute
+	sample := func() error {
+		for _, s := range stacks {
+			for _, p := range s.procs {
+				rss, err := p.RSS()
+				if err != nil {
+					return err
+				}
+				samples[p] = append(samples[p], rss)
+			}
+		}
+		return nil
+	}
+	tick := time.NewTicker(time.Minute)
+	deadline := time.After(o.soak)
+sampling:
+	for {
+		select {
+		case <-tick.C:
+			if err := sample(); err != nil {
+				return err
+			}
+		case <-deadline:
+			break sampling
+		}
+	}
+	tick.Stop()
+	wg.Wait()
+	after := loadavg()
+	mib := func(b int64) string { return fmt.Sprintf("%.1f", float64(b)/(1<<20)) }
+	growth := func(from, to int64) string { return fmt.Sprintf("%+.1f %%", 100*float64(to-from)/float64(from)) }
+	for i, s := range stacks {
+		r := results[i]
+		fmt.Printf("Soak (%s): %v at %d req/s target, 8 clients: %.0f req/s, p50 %.2f ms, p99 %.2f ms, %d errors %s; load avg %s -> %s\n\n",
+			s.name, o.soak, o.rate, r.rps, ms(r.p50), ms(r.p99), r.errors, r.firstErr, before, after)
+		fmt.Println("| minute | " + procNames(s) + " |")
+		fmt.Println("| --- |" + strings.Repeat(" --- |", len(s.procs)))
+		row := func(label string, cell func(p *stack.Proc) string) {
+			cells := []string{label}
+			for _, p := range s.procs {
+				cells = append(cells, cell(p))
+			}
+			fmt.Println("| " + strings.Join(cells, " | ") + " |")
+		}
+		row("idle", func(p *stack.Proc) string { return mib(idle[p]) })
+		for m := range samples[s.procs[0]] {
+			row(strconv.Itoa(m+1), func(p *stack.Proc) string { return mib(samples[p][m]) })
+		}
+		if ss := samples[s.procs[0]]; len(ss) > 1 {
+			last := len(ss) - 1
+			row("idle -> end", func(p *stack.Proc) string { return growth(idle[p], samples[p][last]) })
+			row("minute 1 -> end", func(p *stack.Proc) string { return growth(samples[p][0], samples[p][last]) })
+		}
+		fmt.Println()
+	}
+	return nil
+}
+
 func procNames(s *svcStack) string {
 	var n []string
 	for _, p := range s.procs {
 		n = append(n, p.Name+" MiB")
 	}
 	return strings.Join(n, " | ")
-}
-
-func procRSS(s *svcStack) string {
-	var v []string
-	for _, p := range s.procs {
-		rss, err := p.RSS()
-		if err != nil {
-			v = append(v, "?")
-			continue
-		}
-		v = append(v, fmt.Sprintf("%.1f", float64(rss)/(1<<20)))
-	}
-	return strings.Join(v, " | ")
 }

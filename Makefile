@@ -32,7 +32,7 @@ run: build ## run user (x2), hello and gateway on this machine with mDNS; Ctrl-C
 test: tools ## run every test (unit and integration against real Consul and etcd) with -race
 	PATH="$(BIN):$$PATH" go test -race -count=1 $(TEST_FLAGS) ./...
 	@# Every benchmark once, so that none rots; the figures are not checked.
-	PATH="$(BIN):$$PATH" go test -race -count=1 -run='^$$' -bench=. -benchtime=1x $(TEST_FLAGS) ./bench/perf/
+	PATH="$(BIN):$$PATH" go test -race -count=1 -run='^$$' -bench=. -benchtime=1x $(TEST_FLAGS) ./bench/perf/ ./pkg/wrappers/
 
 .PHONY: test-unit
 test-unit: ## run the tests that need no registry server
@@ -171,17 +171,18 @@ bench: build tools $(BIN)/benchstat ## benchmarks and gateway load against Consu
 	@mkdir -p $(BENCH_OUT) && rm -f $(BENCH_OUT)/go.txt
 	@echo "load average at start: $$(cat /proc/loadavg)"
 	for i in $$(seq $(BENCH_COUNT)); do \
-		PATH="$(BIN):$$PATH" go test -run='^$$' -bench=. -count=1 ./bench/perf/ | tee -a $(BENCH_OUT)/go.txt; \
+		PATH="$(BIN):$$PATH" go test -run='^$$' -bench=. -count=1 ./bench/perf/ ./pkg/wrappers/ | tee -a $(BENCH_OUT)/go.txt; \
 	done
 	$(BIN)/benchstat -filter '.name:Call' -col /client $(BENCH_OUT)/go.txt | tee $(BENCH_OUT)/benchstat.txt
 	$(BIN)/benchstat -filter '.name:Added' $(BENCH_OUT)/go.txt | tee -a $(BENCH_OUT)/benchstat.txt
+	$(BIN)/benchstat -filter '.name:Layers' -col /layers $(BENCH_OUT)/go.txt | tee -a $(BENCH_OUT)/benchstat.txt
 	$(BIN)/benchstat -filter '.name:Lookup' -col /from $(BENCH_OUT)/go.txt | tee -a $(BENCH_OUT)/benchstat.txt
 	PATH="$(BIN):$$PATH" go run ./bench/load -bin $(BIN) $(BENCH_LOAD_FLAGS) | tee $(BENCH_OUT)/load.md
 	@echo "load average at end: $$(cat /proc/loadavg)"
 
 .PHONY: bench-smoke
 bench-smoke: tools ## run every benchmark once (-benchtime=1x) so they cannot rot; figures are not checked
-	PATH="$(BIN):$$PATH" go test -count=1 -run='^$$' -bench=. -benchtime=1x $(TEST_FLAGS) ./bench/perf/
+	PATH="$(BIN):$$PATH" go test -count=1 -run='^$$' -bench=. -benchtime=1x $(TEST_FLAGS) ./bench/perf/ ./pkg/wrappers/
 
 # Scaffolding (internal/scaffold; docs/scaffold.md): both check their
 # argument before writing anything, and never overwrite.

@@ -70,10 +70,19 @@ func NewClient(reg registry.Registry, c Config, extra ...client.Option) (client.
 		return nil, err
 	}
 	outliers := NewOutliers(outlierFailures, outlierCooldown)
+	return chain(newBase(reg, c, outliers, extra...),
+		Breaker(c.Breaker, c.RequestTimeout),
+		LoadBalance(c.Strategy, outliers),
+	), nil
+}
+
+// newBase is the innermost layer: go-micro's gRPC client with the cached,
+// watched registry, retries that fail over, and a timeout per attempt.
+func newBase(reg registry.Registry, c Config, outliers *Outliers, extra ...client.Option) client.Client {
 	// gRPC, not go-micro's default HTTP transport: on its pooled connections
 	// a call now and then gets no answer until a 5 s timeout, which is also
 	// the only bound it puts on an attempt (TestNoStallOnPooledConnections).
-	base := grpcclient.NewClient(append([]client.Option{
+	return grpcclient.NewClient(append([]client.Option{
 		client.Registry(reg),
 		// The selector caches lookups and keeps them fresh with a registry watch.
 		client.Selector(selector.NewSelector(selector.Registry(reg), cacheTTL(c.CacheTTL))),
@@ -87,10 +96,6 @@ func NewClient(reg registry.Registry, c Config, extra ...client.Option) (client.
 		// Outermost first: Record sees what the attempt as bounded returned.
 		client.WrapCall(outliers.Record, AttemptTimeout(c.AttemptTimeout)),
 	}, extra...)...)
-	return chain(base,
-		Breaker(c.Breaker, c.RequestTimeout),
-		LoadBalance(c.Strategy, outliers),
-	), nil
 }
 
 // An instance that failed this many calls in a row goes last in every

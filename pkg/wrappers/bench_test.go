@@ -1,0 +1,81 @@
+package wrappers
+
+import (
+	"context"
+	"syscall"
+	"testing"
+	"time"
+
+	"go-micro.dev/v4/client"
+	"go-micro.dev/v4/registry"
+)
+
+// BenchmarkLayers adds the layers of NewClient one at a time, innermost
+// first, so that each step's cost shows on its own (docs/performance.md):
+//
+//	go-micro  NewPlainClient: go-micro's defaults, no wrapper
+//	retries   newBase: cached selector, fail-over retries, attempt timeouts, outlier records
+//	balance   + LoadBalance (per-call instance order)
+//	breaker   + Breaker (hystrix): NewClient as services use it
+//
+// serial is one caller (latency); parallel is 16 callers per CPU, where
+// ns/op is the inverse of calls per second and cpu-us/op the CPU of the
+// whole process (client and both servers) per call.
+func BenchmarkLayers(b *testing.B) {
+	reg := registry.NewMemoryRegistry()
+	service := serviceName(b)
+	mustServe(b, reg, service, "a")
+	mustServe(b, reg, service, "b")
+	c := DefaultConfig()
+	outliers := NewOutliers(outlierFailures, outlierCooldown)
+	base := newBase(reg, c, outliers)
+	layers := []struct {
+		name   string
+		client client.Client
+	}{
+		{"go-micro", NewPlainClient(reg)},
+		{"retries", base},
+		{"balance", chain(base, LoadBalance(c.Strategy, outliers))},
+		{"breaker", chain(base, Breaker(c.Breaker, c.RequestTimeout), LoadBalance(c.Strategy, outliers))},
+	}
+	for _, mode := range []string{"serial", "parallel"} {
+		for _, l := range layers {
+			for range 10 { // warm the connection pools and the cache
+				if _, err := call(context.Background(), l.client, service); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.Run(mode+"/layers="+l.name, func(b *testing.B) {
+				b.ReportAllocs()
+				cpu0 := processCPU()
+				if mode == "serial" {
+					for b.Loop() {
+						if _, err := call(context.Background(), l.client, service); err != nil {
+							b.Fatal(err)
+						}
+					}
+				} else {
+					b.SetParallelism(16)
+					b.RunParallel(func(pb *testing.PB) {
+						for pb.Next() {
+							if _, err := call(context.Background(), l.client, service); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				}
+				b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-us/op")
+			})
+		}
+	}
+}
+
+// processCPU is the user and system CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

@@ -511,16 +511,10 @@ func soak(stacks []*svcStack, idle map[*stack.Proc]int64, o options) error {
 		return nil
 	}
 	tick := time.NewTicker(time.Minute)
-	deadline := time.After(o.soak)
-sampling:
-	for {
-		select {
-		case <-tick.C:
-			if err := sample(); err != nil {
-				return err
-			}
-		case <-deadline:
-			break sampling
+	for m := time.Minute; m <= o.soak; m += time.Minute {
+		<-tick.C
+		if err := sample(); err != nil {
+			return err
 		}
 	}
 	tick.Stop()

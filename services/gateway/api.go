@@ -38,8 +38,41 @@ func (a *API) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Matching twice (well under a microsecond) keeps ServeMux in charge
+		// of path values, which only its ServeHTTP sets.
+		if h, pattern := mux.Handler(r); pattern == "" {
+			a.noRoute(w, r, h)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
+
+// noRoute answers a request that no route takes in JSON, like every other
+// error of the API: ServeMux's own answer, muxAnswer (404, or 405 with the
+// Allow header), is plain text. Only its status and Allow header are kept.
+func (a *API) noRoute(w http.ResponseWriter, r *http.Request, muxAnswer http.Handler) {
+	answer := &statusOnly{header: http.Header{}}
+	muxAnswer.ServeHTTP(answer, r)
+	if answer.status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", answer.header.Get("Allow"))
+		a.writeError(w, r, merrors.MethodNotAllowed("gateway", "method %s not allowed on %s", r.Method, r.URL.Path))
+		return
+	}
+	a.writeError(w, r, merrors.NotFound("gateway", "no route for %s", r.URL.Path))
+}
+
+// statusOnly is a ResponseWriter that keeps the status and headers and
+// drops the body.
+type statusOnly struct {
+	header http.Header
+	status int
+}
+
+func (s *statusOnly) Header() http.Header         { return s.header }
+func (s *statusOnly) WriteHeader(status int)      { s.status = status }
+func (s *statusOnly) Write(b []byte) (int, error) { return len(b), nil }
 
 type userJSON struct {
 	ID    string `json:"id"`

@@ -373,6 +373,25 @@ func TestAPIMethodNotAllowed(t *testing.T) {
 			if got := rec.Header().Get("Allow"); got != tt.allow {
 				t.Errorf("Allow = %q, want %q", got, tt.allow)
 			}
+			wantFields(t, jsonBody(t, rec), map[string]any{"status": 405.0, "error": "method " + tt.method + " not allowed on " + tt.target})
+			if n := len(f.users.Requests()) + len(f.hello.Requests()); n != 0 {
+				t.Errorf("%d calls to services, want none", n)
+			}
+		})
+	}
+}
+
+// TestAPIUnknownPath: a path no route takes is a 404 in JSON, like every
+// other error of the API (ServeMux's own answer is plain text).
+func TestAPIUnknownPath(t *testing.T) {
+	for _, target := range []string{"/", "/nope", "/users/ada/friends", "/hello/"} {
+		t.Run(target, func(t *testing.T) {
+			f := newFixture(t, &fakeUsers{list: listUsers, get: getAda}, &fakeHello{greet: greet}, nil)
+			rec := f.serve(t, "GET", target, nil)
+			if rec.Code != http.StatusNotFound {
+				t.Errorf("status %d, want 404", rec.Code)
+			}
+			wantFields(t, jsonBody(t, rec), map[string]any{"status": 404.0, "error": "no route for " + target})
 			if n := len(f.users.Requests()) + len(f.hello.Requests()); n != 0 {
 				t.Errorf("%d calls to services, want none", n)
 			}

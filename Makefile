@@ -25,8 +25,8 @@ build: ## build the services into bin/
 	go build -o $(BIN)/ $(addprefix ./services/,$(SERVICES))
 
 .PHONY: run
-run: build ## run user (x2), hello and gateway on this machine with mDNS; Ctrl-C stops them
-	@scripts/run-local.sh
+run: build ## run every service (user x2) on this machine with mDNS; Ctrl-C stops them
+	@SERVICES="$(SERVICES)" scripts/run-local.sh
 
 .PHONY: test
 test: tools ## run every test (unit and integration against real Consul and etcd) with -race

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs two user instances, hello and the gateway on this machine, found
-# through mDNS: nothing else to install. Ctrl-C stops them all (each
+# Runs every service on this machine (two user instances), found through
+# mDNS: nothing else to install. Ctrl-C stops them all (each
 # deregisters and drains first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,10 +16,16 @@ stop() {
 }
 trap stop EXIT INT TERM
 
-bin/user & pids+=($!)
-bin/user & pids+=($!)
-bin/hello & pids+=($!)
-HTTP_ADDRESS="$http" bin/gateway & pids+=($!)
+# SERVICES is the Makefile's list, which `make new` extends.
+for svc in ${SERVICES:-user hello gateway}; do
+	case "$svc" in
+	user) # two instances, so that calls spread and fail over
+		bin/user & pids+=($!)
+		bin/user & pids+=($!) ;;
+	gateway) HTTP_ADDRESS="$http" bin/gateway & pids+=($!) ;;
+	*) "bin/$svc" & pids+=($!) ;;
+	esac
+done
 
 echo "gateway on http://$http  (try: curl 'http://$http/hello?user_id=ada')  registry: $MICRO_REGISTRY" >&2
 wait -n "${pids[@]}"

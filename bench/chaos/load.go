@@ -38,7 +38,7 @@ type load struct {
 
 func newCaller(c *cluster) (client.Client, error) {
 	cfg := service.DefaultConfig("chaos-load")
-	cfg.Registry.Name, cfg.Registry.Addresses = c.registry, []string{c.addr}
+	cfg.Registry.Name, cfg.Registry.Addresses = c.reg.Name, []string{c.reg.Addr}
 	cfg.Resilience = c.resilience == "on"
 	if c.cacheTTL > 0 {
 		cfg.Client.CacheTTL = c.cacheTTL

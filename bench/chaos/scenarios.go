@@ -55,7 +55,7 @@ func rollingRestart(e env, o *outcome) error {
 	l := startLoad(mustCaller(e.c), e.rate, "ada")
 	time.Sleep(e.phase)
 	for i := range 2 {
-		took, clean := e.c.users[i].stop(30 * time.Second)
+		took, clean := e.c.users[i].Stop(30 * time.Second)
 		o.note("stop %v%s", took.Round(10*time.Millisecond), map[bool]string{false: " (killed)"}[clean])
 		p, _, _, err := e.c.startUser(false)
 		if err != nil {
@@ -74,7 +74,7 @@ func crash(e env, o *outcome) error {
 	l := startLoad(mustCaller(e.c), e.rate, "ada")
 	time.Sleep(e.phase)
 	victim := e.c.ids[0]
-	e.c.users[0].signal(syscall.SIGKILL)
+	e.c.users[0].Signal(syscall.SIGKILL)
 	killed := time.Now()
 	err := poll(e.ttl+30*time.Second, func() error {
 		if slices.Contains(e.c.instances(), victim) {
@@ -107,12 +107,12 @@ func registryOutage(restart bool) func(e env, o *outcome) error {
 		l := startLoad(mustCaller(e.c), e.rate, "ada")
 		time.Sleep(e.phase)
 		if restart {
-			e.c.regProc.stop(10 * time.Second)
+			e.c.reg.Stop()
 		} else {
-			e.c.regProc.signal(syscall.SIGSTOP)
+			e.c.reg.Pause()
 		}
 		time.Sleep(e.outage / 2)
-		took, clean := e.c.users[1].stop(20 * time.Second)
+		took, clean := e.c.users[1].Stop(20 * time.Second)
 		if clean {
 			o.note("stop during outage %.1f s", took.Seconds())
 		} else {
@@ -123,12 +123,12 @@ func registryOutage(restart bool) func(e env, o *outcome) error {
 		}
 		time.Sleep(e.outage / 2)
 		if restart {
-			if err := e.c.startRegistry(); err != nil {
+			if err := e.c.reg.Restart(); err != nil {
 				l.stop()
 				return err
 			}
 		} else {
-			e.c.regProc.signal(syscall.SIGCONT)
+			e.c.reg.Resume()
 		}
 		back := time.Now()
 		err := poll(e.every+30*time.Second, func() error {
@@ -182,7 +182,7 @@ func breaker(e env, o *outcome) error {
 		l.stop()
 		return err
 	}
-	e.c.users[0].stop(10 * time.Second) // the sick one
+	e.c.users[0].Stop(10 * time.Second) // the sick one
 	recovered := time.Now()
 	poll(e.phase*2, func() error {
 		for _, r := range l.since(recovered) {

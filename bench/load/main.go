@@ -33,7 +33,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/example/micro-starter/bench/perf/stack"
+	"github.com/example/micro-starter/bench/stack"
 )
 
 func main() {
@@ -249,7 +249,7 @@ func startServices(dir, bin, regName, mode string) (*svcStack, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	reg, err := stack.StartRegistry(dir, regName)
+	reg, err := stack.StartRegistry(dir, regName, bin)
 	if err != nil {
 		return nil, err
 	}

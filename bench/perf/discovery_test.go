@@ -7,7 +7,7 @@ import (
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/selector"
 
-	"github.com/example/micro-starter/bench/perf/stack"
+	"github.com/example/micro-starter/bench/stack"
 	"github.com/example/micro-starter/pkg/discovery"
 )
 
@@ -25,7 +25,7 @@ func BenchmarkLookup(b *testing.B) {
 		b.Skip("starts Consul and etcd")
 	}
 	for _, name := range []string{"consul", "etcd"} {
-		srv, err := stack.StartRegistry(b.TempDir(), name)
+		srv, err := stack.StartRegistry(b.TempDir(), name, "")
 		if err != nil {
 			b.Fatal(err)
 		}

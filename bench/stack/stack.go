@@ -1,5 +1,6 @@
-// Package stack starts the processes the benchmarks measure: a Consul or
-// etcd server and service binaries, all on 127.0.0.1, and reads what they
+// Package stack starts the processes that the benchmarks and the chaos
+// suite drive: a Consul or etcd server and service binaries, all on
+// 127.0.0.1. It stops, pauses and restarts them, and reads what they
 // registered and how much memory they hold.
 package stack
 
@@ -55,17 +56,26 @@ func (p *Proc) Exited() bool {
 	}
 }
 
-// Stop sends SIGTERM, then SIGKILL after limit, and waits for the exit.
-func (p *Proc) Stop(limit time.Duration) {
+// Signal sends sig to the process: SIGSTOP pauses it, SIGCONT resumes it,
+// SIGKILL is a crash.
+func (p *Proc) Signal(sig syscall.Signal) { _ = p.Cmd.Process.Signal(sig) }
+
+// Stop sends SIGTERM, then SIGKILL after limit, and waits for the exit. It
+// returns how long the process took and whether it exited by itself.
+func (p *Proc) Stop(limit time.Duration) (took time.Duration, clean bool) {
 	if p == nil || p.Exited() {
-		return
+		return 0, true
 	}
-	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
+	start := time.Now()
+	p.Signal(syscall.SIGCONT) // a paused process acts on nothing else
+	p.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
+		return time.Since(start), true
 	case <-time.After(limit):
-		_ = p.Cmd.Process.Kill()
+		p.Signal(syscall.SIGKILL)
 		<-p.done
+		return time.Since(start), false
 	}
 }
 
@@ -116,6 +126,8 @@ type Registry struct {
 	Name    string // consul or etcd: the services' --registry
 	Addr    string // host:port: the services' --registry_address
 	Version string
+	dir     string
+	args    []string // the server's command line, to start it again
 	proc    *Proc
 	etcd    *clientv3.Client
 }
@@ -123,14 +135,17 @@ type Registry struct {
 var httpClient = &http.Client{Timeout: 2 * time.Second}
 
 // StartRegistry starts a fresh single-node Consul (dev mode) or etcd with
-// every port on 127.0.0.1, and waits until it answers. The binary is looked
-// up on PATH.
-func StartRegistry(dir, name string) (*Registry, error) {
-	path, err := exec.LookPath(name)
-	if err != nil {
-		return nil, fmt.Errorf("%s not on PATH: run make tools and put bin/ on PATH", name)
+// every port on 127.0.0.1, and waits until it answers. The binary is
+// bin/name, or name on PATH if bin is empty.
+func StartRegistry(dir, name, bin string) (*Registry, error) {
+	path := filepath.Join(bin, name)
+	if bin == "" {
+		var err error
+		if path, err = exec.LookPath(name); err != nil {
+			return nil, fmt.Errorf("%s not on PATH: run make tools and put bin/ on PATH", name)
+		}
 	}
-	r := &Registry{Name: name}
+	r := &Registry{Name: name, dir: dir}
 	switch name {
 	case "consul":
 		ports, err := FreePorts(4)
@@ -138,30 +153,11 @@ func StartRegistry(dir, name string) (*Registry, error) {
 			return nil, err
 		}
 		r.Addr = "127.0.0.1:" + strconv.Itoa(ports[0])
-		r.proc, err = Start(dir, "consul", path, "agent", "-dev", "-node", "bench",
+		r.args = []string{path, "agent", "-dev", "-node", "bench",
 			"-bind", "127.0.0.1", "-client", "127.0.0.1",
 			"-http-port", strconv.Itoa(ports[0]), "-dns-port", "-1", "-grpc-port", "-1",
 			"-serf-lan-port", strconv.Itoa(ports[1]), "-serf-wan-port", strconv.Itoa(ports[2]),
-			"-server-port", strconv.Itoa(ports[3]))
-		if err != nil {
-			return nil, err
-		}
-		err = r.wait(func() error {
-			var leader string
-			if err := getJSON("http://"+r.Addr+"/v1/status/leader", &leader); err != nil {
-				return err
-			}
-			if leader == "" {
-				return fmt.Errorf("no leader yet")
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		var self struct{ Config struct{ Version string } }
-		_ = getJSON("http://"+r.Addr+"/v1/agent/self", &self)
-		r.Version = self.Config.Version
+			"-server-port", strconv.Itoa(ports[3])}
 	case "etcd":
 		ports, err := FreePorts(2)
 		if err != nil {
@@ -173,16 +169,44 @@ func StartRegistry(dir, name string) (*Registry, error) {
 		if err != nil {
 			return nil, err
 		}
-		r.proc, err = Start(dir, "etcd", path, "--name", "default", "--data-dir", data,
+		r.args = []string{path, "--name", "default", "--data-dir", data,
 			"--listen-client-urls", client, "--advertise-client-urls", client,
 			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-			"--initial-cluster", "default="+peer)
+			"--initial-cluster", "default=" + peer}
+	default:
+		return nil, fmt.Errorf("unknown registry %q", name)
+	}
+	return r, r.start()
+}
+
+// start runs the server and waits until it answers.
+func (r *Registry) start() error {
+	var err error
+	if r.proc, err = Start(r.dir, r.Name, r.args[0], r.args[1:]...); err != nil {
+		return err
+	}
+	switch r.Name {
+	case "consul":
+		err = r.wait(func() error {
+			var leader string
+			if err := getJSON("http://"+r.Addr+"/v1/status/leader", &leader); err != nil {
+				return err
+			}
+			if leader == "" {
+				return fmt.Errorf("no leader yet")
+			}
+			return nil
+		})
 		if err != nil {
-			return nil, err
+			return err
 		}
+		var self struct{ Config struct{ Version string } }
+		_ = getJSON("http://"+r.Addr+"/v1/agent/self", &self)
+		r.Version = self.Config.Version
+	case "etcd":
 		err = r.wait(func() error {
 			var h struct{ Health string }
-			if err := getJSON(client+"/health", &h); err != nil {
+			if err := getJSON("http://"+r.Addr+"/health", &h); err != nil {
 				return err
 			}
 			if h.Health != "true" {
@@ -191,21 +215,33 @@ func StartRegistry(dir, name string) (*Registry, error) {
 			return nil
 		})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		var v struct{ Etcdserver string }
-		_ = getJSON(client+"/version", &v)
+		_ = getJSON("http://"+r.Addr+"/version", &v)
 		r.Version = v.Etcdserver
+		// A new client each start: an old one would wait out gRPC's
+		// reconnect backoff (up to 120 s) after a restart.
 		r.etcd, err = clientv3.New(clientv3.Config{Endpoints: []string{r.Addr}, DialTimeout: 2 * time.Second})
 		if err != nil {
 			r.Stop()
-			return nil, err
+			return err
 		}
-	default:
-		return nil, fmt.Errorf("unknown registry %q", name)
 	}
-	return r, nil
+	return nil
 }
+
+// Restart starts the server again after Stop, on the same ports: etcd on the
+// same data directory, Consul (dev mode) empty.
+func (r *Registry) Restart() error {
+	r.Stop()
+	return r.start()
+}
+
+// Pause stops the server without ending it (SIGSTOP): connections stay open
+// and nothing answers. Resume lets it go on.
+func (r *Registry) Pause()  { r.proc.Signal(syscall.SIGSTOP) }
+func (r *Registry) Resume() { r.proc.Signal(syscall.SIGCONT) }
 
 func (r *Registry) wait(ready func() error) error {
 	deadline := time.Now().Add(30 * time.Second)
@@ -229,6 +265,7 @@ func (r *Registry) wait(ready func() error) error {
 func (r *Registry) Stop() {
 	if r.etcd != nil {
 		r.etcd.Close()
+		r.etcd = nil
 	}
 	r.proc.Stop(10 * time.Second)
 }

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/example/micro-starter/internal/poll"
 )
 
 // repoRoot holds docker-compose.yml and the Makefile.
@@ -320,22 +322,12 @@ func (l *load) halt() {
 	<-l.done
 }
 
-// eventually calls check until it returns nil, and fails the test with its
-// last error if that takes longer than timeout.
-func eventually(tb testing.TB, timeout time.Duration, check func() error) {
+// eventually polls every 250 ms: each check runs docker or calls the stack
+// through Docker's port forwarding.
+func eventually(tb testing.TB, within time.Duration, check func() error) {
 	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("not within %v: %v", timeout, err)
-		}
-		<-tick.C
+	if err := poll.Until(within, 250*time.Millisecond, check); err != nil {
+		tb.Fatalf("not within %v: %v", within, err)
 	}
 }
 

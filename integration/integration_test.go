@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/example/micro-starter/internal/poll"
 )
 
 // registerTTL is the services' default --register_ttl.
@@ -100,7 +102,7 @@ func TestGracefulStopLosesNoCall(t *testing.T) {
 		victim := s.users[0]
 		victim.signal(t, syscall.SIGTERM)
 		// It deregisters at once, before draining.
-		eventually(t, 2*time.Second, goneFrom(t, reg, victim))
+		poll.Eventually(t, 2*time.Second, goneFrom(t, reg, victim))
 		if err := victim.wait(t, 10*time.Second); err != nil {
 			t.Errorf("%s after SIGTERM: %v, want exit status 0", victim.name, err)
 		}
@@ -122,7 +124,7 @@ func TestCrashedInstanceLeavesRegistry(t *testing.T) {
 		killed := time.Now()
 		// Nothing deregisters it: the registry drops it when its TTL runs
 		// out, at most one TTL after its last re-registration.
-		eventually(t, time.Until(killed.Add(registerTTL+2*time.Second)), goneFrom(t, reg, victim))
+		poll.Eventually(t, time.Until(killed.Add(registerTTL+2*time.Second)), goneFrom(t, reg, victim))
 		l.waitForSuccesses(t, 100)
 
 		ok, failures := l.stop()
@@ -160,7 +162,7 @@ func TestRegistryPausedLosesNoCall(t *testing.T) {
 		registry.signal(t, syscall.SIGCONT)
 
 		// Each instance registers again within one register interval (5 s).
-		eventually(t, 5*time.Second+2*time.Second, func() error {
+		poll.Eventually(t, 5*time.Second+2*time.Second, func() error {
 			want := map[string][]*node{"user": s.users, "hello": {s.hello}, "gateway": {s.gateway}}
 			for service, nodes := range want {
 				listed := ids(reg.Instances(t, service))

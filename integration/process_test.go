@@ -206,22 +206,3 @@ func freePort(tb testing.TB) int {
 	tb.Helper()
 	return freePorts(tb, 1)[0]
 }
-
-// eventually polls check until it returns nil, and fails the test with
-// check's last error if that has not happened within timeout.
-func eventually(tb testing.TB, timeout time.Duration, check func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("not within %v: %v", timeout, err)
-		}
-		<-tick.C
-	}
-}

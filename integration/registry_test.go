@@ -13,6 +13,8 @@ import (
 
 	"go-micro.dev/v4/registry"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/example/micro-starter/internal/poll"
 )
 
 // registryServer is a registry server started for one test.
@@ -76,7 +78,7 @@ func mustStartConsul(tb testing.TB) *consulServer {
 		"-http-port", strconv.Itoa(ports[0]), "-dns-port", "-1", "-grpc-port", "-1",
 		"-serf-lan-port", strconv.Itoa(ports[1]), "-serf-wan-port", strconv.Itoa(ports[2]),
 		"-server-port", strconv.Itoa(ports[3]))
-	eventually(tb, 30*time.Second, func() error {
+	poll.Eventually(tb, 30*time.Second, func() error {
 		if p.exited() {
 			tb.Fatalf("consul exited at start: %v", p.err)
 		}
@@ -148,7 +150,7 @@ func mustStartEtcd(tb testing.TB) *etcdServer {
 		"--listen-client-urls", client, "--advertise-client-urls", client,
 		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 		"--initial-cluster", "default="+peer)
-	eventually(tb, 30*time.Second, func() error {
+	poll.Eventually(tb, 30*time.Second, func() error {
 		if p.exited() {
 			tb.Fatalf("etcd exited at start: %v", p.err)
 		}

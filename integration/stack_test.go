@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/example/micro-starter/internal/poll"
 )
 
 // node is a running service instance and the id the registry knows it by.
@@ -33,7 +35,7 @@ func mustStartService(tb testing.TB, reg registryServer, service, name string, a
 	}, args...)
 	p := mustStart(tb, name, filepath.Join(binDir, service), args...)
 	n := &node{process: p}
-	eventually(tb, 20*time.Second, func() error {
+	poll.Eventually(tb, 20*time.Second, func() error {
 		if p.exited() {
 			tb.Fatalf("%s exited at start: %v", name, p.err)
 		}
@@ -84,7 +86,7 @@ func mustStartStack(tb testing.TB, reg registryServer, users int, args ...string
 			n.signal(tb, syscall.SIGTERM)
 		}
 	})
-	eventually(tb, 20*time.Second, func() error {
+	poll.Eventually(tb, 20*time.Second, func() error {
 		if code := get(tb, s.url+"/readyz", nil); code != http.StatusOK {
 			return fmt.Errorf("GET /readyz: %d", code)
 		}
@@ -180,7 +182,7 @@ func getOK(url string) error {
 func (l *load) waitForSuccesses(tb testing.TB, n int64) {
 	tb.Helper()
 	want := l.ok.Load() + n
-	eventually(tb, 30*time.Second, func() error {
+	poll.Eventually(tb, 30*time.Second, func() error {
 		if got := l.ok.Load(); got < want {
 			l.mu.Lock()
 			defer l.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/example/micro-starter/bench/stack"
+	"github.com/example/micro-starter/internal/poll"
 )
 
 // cluster is a registry server and the user instances for one scenario.
@@ -59,7 +60,7 @@ func (c *cluster) startUser(sick bool) (*stack.Proc, string, time.Time, error) {
 	}
 	c.started = append(c.started, p)
 	var id string
-	err = poll(30*time.Second, func() error {
+	err = poll.Until(30*time.Second, pollEvery, func() error {
 		for _, i := range c.instances() {
 			if !slices.Contains(before, i) {
 				id = i
@@ -85,15 +86,7 @@ func (c *cluster) close() {
 	c.reg.Stop()
 }
 
-func poll(within time.Duration, f func() error) error {
-	deadline := time.Now().Add(within)
-	for {
-		err := f()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// pollEvery is how often the chaos program checks what it waits for.
+const pollEvery = 20 * time.Millisecond
 
 var quiet = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/example/micro-starter/internal/poll"
 )
 
 // outcome is what one scenario measured.
@@ -76,7 +78,7 @@ func crash(e env, o *outcome) error {
 	victim := e.c.ids[0]
 	e.c.users[0].Signal(syscall.SIGKILL)
 	killed := time.Now()
-	err := poll(e.ttl+30*time.Second, func() error {
+	err := poll.Until(e.ttl+30*time.Second, pollEvery, func() error {
 		if slices.Contains(e.c.instances(), victim) {
 			return fmt.Errorf("still listed")
 		}
@@ -131,7 +133,7 @@ func registryOutage(restart bool) func(e env, o *outcome) error {
 			e.c.reg.Resume()
 		}
 		back := time.Now()
-		err := poll(e.every+30*time.Second, func() error {
+		err := poll.Until(e.every+30*time.Second, pollEvery, func() error {
 			if !slices.Contains(e.c.instances(), e.c.ids[0]) {
 				return fmt.Errorf("not listed")
 			}
@@ -184,7 +186,7 @@ func breaker(e env, o *outcome) error {
 	}
 	e.c.users[0].Stop(10 * time.Second) // the sick one
 	recovered := time.Now()
-	poll(e.phase*2, func() error {
+	poll.Until(e.phase*2, pollEvery, func() error {
 		for _, r := range l.since(recovered) {
 			if r.instance == healthy && r.kind == "" {
 				return nil
@@ -257,7 +259,7 @@ func scaleOut(e env, o *outcome) error {
 		return err
 	}
 	e.c.users = append(e.c.users, p)
-	poll(e.phase*2, func() error {
+	poll.Until(e.phase*2, pollEvery, func() error {
 		for _, r := range l.since(registered.Add(-time.Second)) {
 			if r.instance == id {
 				return nil

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/example/micro-starter/internal/poll"
 )
 
 // cmdTimeout bounds each go command the tests run; with the build cache
@@ -69,7 +71,7 @@ func TestNewAndRename(t *testing.T) {
 		EmptyCode         int32
 		EmptyDetail       string
 	}
-	eventually(t, 30*time.Second, func() error {
+	poll.Eventually(t, 30*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
 		out, err := exec.CommandContext(ctx, filepath.Join(bin, "pingcheck"), "--registry", "etcd",
@@ -299,23 +301,6 @@ func lookPath(tb testing.TB, name string) string {
 	return p
 }
 
-// eventually calls f until it returns nil, failing with its last error at
-// the deadline.
-func eventually(tb testing.TB, timeout time.Duration, f func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("not within %v: %v", timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond) // poll interval
-	}
-}
-
 func freePort(tb testing.TB) int {
 	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -373,7 +358,7 @@ func startEtcd(tb testing.TB, path string) string {
 		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 		"--initial-cluster", "default="+peer)
 	hc := &http.Client{Timeout: 2 * time.Second}
-	eventually(tb, 30*time.Second, func() error {
+	poll.Eventually(tb, 30*time.Second, func() error {
 		rsp, err := hc.Get(client + "/health")
 		if err != nil {
 			return err

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go-micro.dev/v4/registry"
+
+	"github.com/example/micro-starter/internal/poll"
 )
 
 // outageRegistry is a memory registry that can go away. While it is away,
@@ -88,10 +90,10 @@ func TestReregistersAfterRegistryOutage(t *testing.T) {
 	svc := mustNewOn(t, c, reg)
 	mustHandle(t, svc, &Echo{})
 	start(t, svc)
-	eventually(t, 5*time.Second, func() error { return registeredIn(reg, 1) })
+	poll.Eventually(t, 5*time.Second, func() error { return registeredIn(reg, 1) })
 
 	reg.setDown(true)
-	eventually(t, 5*time.Second, func() error {
+	poll.Eventually(t, 5*time.Second, func() error {
 		if reg.attempts.Load() == 0 {
 			return errNotYet
 		}
@@ -99,7 +101,7 @@ func TestReregistersAfterRegistryOutage(t *testing.T) {
 	})
 	reg.setDown(false) // and the instance is forgotten
 	// One interval, plus one bounded registration that may be under way.
-	eventually(t, c.RegisterInterval+registryCallTimeout+time.Second, func() error { return registeredIn(reg, 1) })
+	poll.Eventually(t, c.RegisterInterval+registryCallTimeout+time.Second, func() error { return registeredIn(reg, 1) })
 }
 
 // TestStopDuringRegistryOutage: an instance told to stop while the registry
@@ -110,10 +112,10 @@ func TestStopDuringRegistryOutage(t *testing.T) {
 	svc := mustNewOn(t, c, reg)
 	mustHandle(t, svc, &Echo{})
 	r := start(t, svc)
-	eventually(t, 5*time.Second, func() error { return registeredIn(reg, 1) })
+	poll.Eventually(t, 5*time.Second, func() error { return registeredIn(reg, 1) })
 
 	reg.setDown(true)
-	eventually(t, 5*time.Second, func() error {
+	poll.Eventually(t, 5*time.Second, func() error {
 		if reg.attempts.Load() == 0 {
 			return errNotYet
 		}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go-micro.dev/v4/registry"
+
+	"github.com/example/micro-starter/internal/poll"
 )
 
 // recordingRegistry records the calls that reach it. Register blocks until
@@ -82,7 +84,7 @@ func TestDrainingRegistryDeregistersAfterRegistrationUnderWay(t *testing.T) {
 	registered := make(chan error, 1)
 	go func() { registered <- r.Register(node) }()
 	// Wait until the Register holds the lock, then start shutdown.
-	eventually(t, 2*time.Second, func() error {
+	poll.Eventually(t, 2*time.Second, func() error {
 		if r.mu.TryLock() {
 			r.mu.Unlock()
 			return errors.New("register not under way yet")

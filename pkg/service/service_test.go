@@ -15,6 +15,7 @@ import (
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/server"
 
+	"github.com/example/micro-starter/internal/poll"
 	"github.com/example/micro-starter/pkg/discovery"
 	"github.com/example/micro-starter/pkg/wrappers"
 )
@@ -110,7 +111,7 @@ func TestShutdownDeregistersThenKeepsServing(t *testing.T) {
 	addr := mustRegistered(t, svc)
 
 	r.cancel()
-	eventually(t, 2*time.Second, func() error { return registered(svc, 0) })
+	poll.Eventually(t, 2*time.Second, func() error { return registered(svc, 0) })
 	// A caller whose cached node list still names this instance.
 	if err := callEcho(svc, client.WithAddress(addr)); err != nil {
 		t.Fatalf("call during drain: %v", err)
@@ -127,14 +128,14 @@ func TestShutdownWaitsForCallsInFlight(t *testing.T) {
 
 	result := make(chan error, 1)
 	go func() { result <- callEcho(svc) }()
-	eventually(t, 2*time.Second, func() error {
+	poll.Eventually(t, 2*time.Second, func() error {
 		if h.started.Load() == 0 {
 			return errors.New("call not started")
 		}
 		return nil
 	})
 	r.cancel()
-	eventually(t, 2*time.Second, func() error { return registered(svc, 0) })
+	poll.Eventually(t, 2*time.Second, func() error { return registered(svc, 0) })
 	close(h.hold)
 	if err := <-result; err != nil {
 		t.Fatalf("call in flight during shutdown: %v", err)
@@ -151,7 +152,7 @@ func TestShutdownDoesNotHangOnRegistry(t *testing.T) {
 	svc := mustNew(t, c, server.Registry(reg))
 	mustHandle(t, svc, &Echo{})
 	r := start(t, svc)
-	eventually(t, 2*time.Second, func() error { return registeredIn(reg, 1) })
+	poll.Eventually(t, 2*time.Second, func() error { return registeredIn(reg, 1) })
 
 	r.cancel()
 	r.mustReturn(t, 10*time.Second)
@@ -302,7 +303,7 @@ func (r *run) mustReturn(tb testing.TB, within time.Duration) {
 // mustRegistered waits for svc's one node and returns its address.
 func mustRegistered(tb testing.TB, svc *Service) string {
 	tb.Helper()
-	eventually(tb, 5*time.Second, func() error { return registered(svc, 1) })
+	poll.Eventually(tb, 5*time.Second, func() error { return registered(svc, 1) })
 	svcs, _ := svc.Registry().GetService("test")
 	return svcs[0].Nodes[0].Address
 }
@@ -344,19 +345,4 @@ func closedAddress(tb testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-func eventually(tb testing.TB, within time.Duration, f func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("not within %v: %v", within, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -16,6 +16,8 @@ import (
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/server"
+
+	"github.com/example/micro-starter/internal/poll"
 )
 
 // Echo is the test service: it answers with its instance name, or with the
@@ -293,7 +295,7 @@ func TestBreakerOpensOnServerErrorsAndCloses(t *testing.T) {
 	// Closed again: hystrix-go closes the circuit after a test call
 	// succeeds, a moment after that call has returned; then calls pass.
 	echo.fail.Store(nil)
-	eventually(t, 5*time.Second, func() error {
+	poll.Eventually(t, 5*time.Second, func() error {
 		for range 20 {
 			if _, err := call(context.Background(), c, svc); err != nil {
 				return err
@@ -357,19 +359,3 @@ func TestConfigValidate(t *testing.T) {
 type stringError string
 
 func (s stringError) Error() string { return string(s) }
-
-// eventually polls f until it returns nil or the deadline passes.
-func eventually(tb testing.TB, within time.Duration, f func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("not within %v: %v", within, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}

@@ -48,3 +48,18 @@ func TestUntilWaitsOutTheDeadline(t *testing.T) {
 		t.Errorf("returned %v after %v, want an error after at least 30ms", err, time.Since(start))
 	}
 }
+
+func TestUntilStopsAtAFinalError(t *testing.T) {
+	exited := errors.New("exited")
+	calls := 0
+	err := Until(time.Minute, time.Millisecond, func() error {
+		calls++
+		if calls == 2 {
+			return Final(fmt.Errorf("server: %w", exited))
+		}
+		return errors.New("not yet")
+	})
+	if calls != 2 || !errors.Is(err, exited) || err.Error() != "server: exited" {
+		t.Errorf("after %d calls got %v, want the final error of the second call, unmarked", calls, err)
+	}
+}

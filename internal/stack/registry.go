@@ -1,0 +1,367 @@
+package stack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"go-micro.dev/v4/registry"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/example/micro-starter/internal/poll"
+)
+
+// Registry is a Consul or etcd server started here. Its API reads it.
+type Registry struct {
+	*API
+	Version string
+	dir     string
+	args    []string // the server's command line, to start it again
+	proc    *Proc
+}
+
+// StartRegistry starts a fresh single-node Consul (dev mode: in memory, its
+// own leader) or etcd (data in a directory under dir) with every port on
+// 127.0.0.1, Consul's DNS and gRPC off, and waits until it answers. The
+// binary is bin/name, or name on PATH if bin is empty.
+func StartRegistry(dir, name, bin string) (*Registry, error) {
+	path := filepath.Join(bin, name)
+	if bin == "" {
+		var err error
+		if path, err = exec.LookPath(name); err != nil {
+			return nil, fmt.Errorf("%s not on PATH: run make tools and put bin/ on PATH (make test does)", name)
+		}
+	}
+	r := &Registry{dir: dir}
+	var addr string
+	switch name {
+	case "consul":
+		ports, err := FreePorts(4)
+		if err != nil {
+			return nil, err
+		}
+		addr = "127.0.0.1:" + strconv.Itoa(ports[0])
+		r.args = []string{path, "agent", "-dev", "-node", "stack",
+			"-bind", "127.0.0.1", "-client", "127.0.0.1",
+			"-http-port", strconv.Itoa(ports[0]), "-dns-port", "-1", "-grpc-port", "-1",
+			"-serf-lan-port", strconv.Itoa(ports[1]), "-serf-wan-port", strconv.Itoa(ports[2]),
+			"-server-port", strconv.Itoa(ports[3])}
+	case "etcd":
+		ports, err := FreePorts(2)
+		if err != nil {
+			return nil, err
+		}
+		addr = "127.0.0.1:" + strconv.Itoa(ports[0])
+		client, peer := "http://"+addr, "http://127.0.0.1:"+strconv.Itoa(ports[1])
+		data, err := os.MkdirTemp(dir, "etcd-data")
+		if err != nil {
+			return nil, err
+		}
+		r.args = []string{path, "--name", "default", "--data-dir", data,
+			"--listen-client-urls", client, "--advertise-client-urls", client,
+			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+			"--initial-cluster", "default=" + peer}
+	default:
+		return nil, fmt.Errorf("unknown registry %q", name)
+	}
+	r.API = &API{Name: name, Addr: addr}
+	return r, r.start()
+}
+
+// MustStartRegistry is StartRegistry for a test, with the binary from
+// PATH: a missing one fails the test rather than skipping it, so that a
+// broken setup never looks like a green run.
+func MustStartRegistry(tb testing.TB, name string) *Registry {
+	tb.Helper()
+	r, err := StartRegistry(tb.TempDir(), name, "")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		r.API.Close()
+		r.proc.stopForTest(tb)
+	})
+	return r
+}
+
+// start runs the server and waits until it answers.
+func (r *Registry) start() error {
+	var err error
+	if r.proc, err = Start(r.dir, r.Name, r.args[0], r.args[1:]...); err != nil {
+		return err
+	}
+	ready := r.etcdReady
+	if r.Name == "consul" {
+		ready = r.consulReady
+	}
+	err = poll.Until(30*time.Second, 50*time.Millisecond, func() error {
+		if r.proc.Exited() {
+			return poll.Final(fmt.Errorf("%s exited at start: %v", r.Name, r.proc.Err()))
+		}
+		return ready()
+	})
+	if err != nil {
+		r.proc.Stop(stopWithin)
+		return fmt.Errorf("%s not ready: %w\n--- %s ---\n%s", r.Name, err, r.proc.Log, r.proc.Tail(logLines))
+	}
+	if r.Name == "etcd" {
+		// A new client each start: an old one would wait out gRPC's
+		// reconnect backoff (up to 120 s) after a restart.
+		r.etcd, err = clientv3.New(clientv3.Config{Endpoints: []string{r.Addr}, DialTimeout: 2 * time.Second})
+		if err != nil {
+			r.proc.Stop(stopWithin)
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Registry) consulReady() error {
+	var leader string
+	if err := GetJSON(registryHTTP, "http://"+r.Addr+"/v1/status/leader", &leader); err != nil {
+		return err
+	}
+	if leader == "" {
+		return errors.New("consul has no leader yet")
+	}
+	var self struct{ Config struct{ Version string } }
+	if err := GetJSON(registryHTTP, "http://"+r.Addr+"/v1/agent/self", &self); err != nil {
+		return err
+	}
+	r.Version = self.Config.Version
+	return nil
+}
+
+func (r *Registry) etcdReady() error {
+	var h struct{ Health string }
+	if err := GetJSON(registryHTTP, "http://"+r.Addr+"/health", &h); err != nil {
+		return err
+	}
+	if h.Health != "true" {
+		return fmt.Errorf("etcd not healthy yet: health %q", h.Health)
+	}
+	var v struct{ Etcdserver string }
+	if err := GetJSON(registryHTTP, "http://"+r.Addr+"/version", &v); err != nil {
+		return err
+	}
+	r.Version = v.Etcdserver
+	return nil
+}
+
+// Restart starts the server again after Stop, on the same ports: etcd on the
+// same data directory, Consul (dev mode) empty.
+func (r *Registry) Restart() error {
+	r.Stop()
+	return r.start()
+}
+
+// Pause stops the server without ending it (SIGSTOP): connections stay open
+// and nothing answers. Resume lets it go on; Stop resumes it first.
+func (r *Registry) Pause() error  { return r.proc.Signal(syscall.SIGSTOP) }
+func (r *Registry) Resume() error { return r.proc.Signal(syscall.SIGCONT) }
+
+// Stop ends the registry server.
+func (r *Registry) Stop() {
+	r.API.Close()
+	r.proc.Stop(stopWithin)
+}
+
+// API reads a registry server through its own API, as the services'
+// lookups would see it: Consul's HTTP API, etcd's keys.
+type API struct {
+	Name string // consul or etcd: the services' --registry
+	Addr string // host:port: the services' --registry_address
+	etcd *clientv3.Client
+}
+
+// Instance is a service instance as a registry lists it.
+type Instance struct {
+	ID      string // <service>-<uuid>
+	Address string // host:port of its RPC server
+}
+
+// registryHTTP bounds each call to a registry server, so that a paused one
+// makes a call fail rather than hang.
+var registryHTTP = &http.Client{Timeout: 2 * time.Second}
+
+// OpenAPI reads the registry server name (consul or etcd) at addr, one
+// started elsewhere. Close releases it.
+func OpenAPI(name, addr string) (*API, error) {
+	a := &API{Name: name, Addr: addr}
+	switch name {
+	case "consul":
+	case "etcd":
+		var err error
+		if a.etcd, err = clientv3.New(clientv3.Config{Endpoints: []string{addr}, DialTimeout: 2 * time.Second}); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("unknown registry %q", name)
+	}
+	return a, nil
+}
+
+// MustOpenAPI is OpenAPI for a test, closed when tb ends.
+func MustOpenAPI(tb testing.TB, name, addr string) *API {
+	tb.Helper()
+	a, err := OpenAPI(name, addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(a.Close)
+	return a
+}
+
+// Close releases the connection to etcd.
+func (a *API) Close() {
+	if a.etcd != nil {
+		a.etcd.Close()
+		a.etcd = nil
+	}
+}
+
+// Etcd is the client of an etcd server, for what Instances does not read;
+// nil for Consul.
+func (a *API) Etcd() *clientv3.Client { return a.etcd }
+
+// Instances lists the instances of service that the registry would hand
+// out: Consul's passing health entries (an instance whose TTL check has
+// expired is left out, as the services' own lookups do), or the keys
+// go-micro's etcd registry writes, one per instance under
+// /micro/registry/<service>/, each a JSON registry.Service with that one
+// node, held by a lease of the register TTL.
+func (a *API) Instances(service string) ([]Instance, error) {
+	var is []Instance
+	switch a.Name {
+	case "consul":
+		var entries []struct {
+			Service struct {
+				ID      string
+				Address string
+				Port    int
+			}
+		}
+		if err := GetJSON(registryHTTP, "http://"+a.Addr+"/v1/health/service/"+service+"?passing=true", &entries); err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			is = append(is, Instance{e.Service.ID, net.JoinHostPort(e.Service.Address, strconv.Itoa(e.Service.Port))})
+		}
+	case "etcd":
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		rsp, err := a.etcd.Get(ctx, "/micro/registry/"+service+"/", clientv3.WithPrefix())
+		if err != nil {
+			return nil, fmt.Errorf("etcd: %w", err)
+		}
+		for _, kv := range rsp.Kvs {
+			var s registry.Service
+			if err := json.Unmarshal(kv.Value, &s); err != nil {
+				return nil, fmt.Errorf("etcd key %s: %w", kv.Key, err)
+			}
+			for _, n := range s.Nodes {
+				is = append(is, Instance{n.Id, n.Address})
+			}
+		}
+	default:
+		return nil, fmt.Errorf("unknown registry %q", a.Name)
+	}
+	return is, nil
+}
+
+// IDs lists the ids of the instances of service, as Instances finds them.
+func (a *API) IDs(service string) ([]string, error) {
+	is, err := a.Instances(service)
+	var ids []string
+	for _, i := range is {
+		ids = append(ids, i.ID)
+	}
+	return ids, err
+}
+
+// MustInstances is Instances for a test.
+func (a *API) MustInstances(tb testing.TB, service string) []Instance {
+	tb.Helper()
+	is, err := a.Instances(service)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return is
+}
+
+// MustIDs is IDs for a test.
+func (a *API) MustIDs(tb testing.TB, service string) []string {
+	tb.Helper()
+	ids, err := a.IDs(service)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ids
+}
+
+// Node is a service instance started here and the id it registered under.
+type Node struct {
+	*Proc
+	ID string
+}
+
+// StartNode starts the service binary path as name against r, its RPC
+// server on 127.0.0.1:0, with args after those flags, and returns once r
+// lists an instance of service that it did not list before. Start one node
+// at a time, so that the new instance is the one just started.
+func (r *Registry) StartNode(dir, name, service, path string, args ...string) (*Node, error) {
+	before, err := r.IDs(service)
+	if err != nil {
+		return nil, err
+	}
+	args = append([]string{"--registry", r.Name, "--registry_address", r.Addr,
+		"--server_address", "127.0.0.1:0"}, args...)
+	p, err := Start(dir, name, path, args...)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{Proc: p}
+	err = poll.Until(20*time.Second, 20*time.Millisecond, func() error {
+		if p.Exited() {
+			return poll.Final(fmt.Errorf("%s exited at start: %v", name, p.Err()))
+		}
+		ids, err := r.IDs(service)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if !slices.Contains(before, id) {
+				n.ID = id
+				return nil
+			}
+		}
+		return fmt.Errorf("%s: not registered as %s", name, service)
+	})
+	if err != nil {
+		p.Stop(stopWithin)
+		return nil, fmt.Errorf("%w\n--- %s ---\n%s", err, p.Log, p.Tail(logLines))
+	}
+	return n, nil
+}
+
+// MustStartNode is StartNode for a test.
+func (r *Registry) MustStartNode(tb testing.TB, name, service, path string, args ...string) *Node {
+	tb.Helper()
+	n, err := r.StartNode(tb.TempDir(), name, service, path, args...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { n.stopForTest(tb) })
+	return n
+}

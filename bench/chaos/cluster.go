@@ -9,8 +9,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/example/micro-starter/bench/stack"
 	"github.com/example/micro-starter/internal/poll"
+	"github.com/example/micro-starter/internal/stack"
 )
 
 // cluster is a registry server and the user instances for one scenario.
@@ -75,7 +75,7 @@ func (c *cluster) startUser(sick bool) (*stack.Proc, string, time.Time, error) {
 // instances lists the ids of the user instances the registry hands out
 // (none while it does not answer).
 func (c *cluster) instances() []string {
-	ids, _ := c.reg.Instances("user")
+	ids, _ := c.reg.IDs("user")
 	return ids
 }
 

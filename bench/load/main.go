@@ -33,7 +33,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/example/micro-starter/bench/stack"
+	"github.com/example/micro-starter/internal/stack"
 )
 
 func main() {
@@ -394,7 +394,7 @@ func drive(base string, conns int, d time.Duration, rate int, seen func([]byte))
 // load, and reports when the registry first lists it and when a response
 // first names it.
 func joinUnderLoad(s *svcStack, conns int) error {
-	known, err := s.reg.Instances("user")
+	known, err := s.reg.IDs("user")
 	if err != nil {
 		return err
 	}
@@ -427,7 +427,7 @@ func joinUnderLoad(s *svcStack, conns int) error {
 	var newID string
 	var registered time.Time
 	for deadline := time.Now().Add(5 * time.Second); newID == "" && time.Now().Before(deadline); {
-		ids, err := s.reg.Instances("user")
+		ids, err := s.reg.IDs("user")
 		if err == nil {
 			for _, id := range ids {
 				if !slices.Contains(known, id) {

@@ -1,13 +1,15 @@
 package perf
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/selector"
 
-	"github.com/example/micro-starter/bench/stack"
+	"github.com/example/micro-starter/internal/poll"
+	"github.com/example/micro-starter/internal/stack"
 	"github.com/example/micro-starter/pkg/discovery"
 )
 
@@ -43,17 +45,13 @@ func BenchmarkLookup(b *testing.B) {
 		sel := selector.NewSelector(selector.Registry(discovery.StaleOnError(reg, time.Second, 10*time.Second, func(string, ...any) {})))
 		b.Cleanup(func() { _ = sel.Close() })
 		// Wait until both are visible, then warm the cache.
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		poll.Eventually(b, 10*time.Second, func() error {
 			s, err := reg.GetService("user")
-			if err == nil && len(s) > 0 && countNodes(s) == 2 {
-				break
+			if err == nil && countNodes(s) != 2 {
+				err = fmt.Errorf("%s lists %d user instances, want 2", name, countNodes(s))
 			}
-			if time.Now().After(deadline) {
-				b.Fatalf("%s: user instances not visible: %v", name, err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return err
+		})
 		if _, err := sel.Select("user"); err != nil {
 			b.Fatal(err)
 		}

@@ -67,16 +67,15 @@ func (c Config) HasServer() bool { return c.Name == "consul" || c.Name == "etcd"
 // It does not contact the registry; see Ping for that. With etcd,
 // registration goes through our own client (see etcdRegistration).
 func New(c Config, extra ...registry.Option) (registry.Registry, error) {
-	r, err := NewPlugin(c, extra...)
+	r, err := newPlugin(c, extra...)
 	if err != nil || c.Name != "etcd" {
 		return r, err
 	}
 	return newEtcdRegistration(r, c.Addresses, c.Timeout)
 }
 
-// NewPlugin builds the registry named by c from go-micro's plugins as they
-// are. For comparison only (--resilience=off): New is what services use.
-func NewPlugin(c Config, extra ...registry.Option) (registry.Registry, error) {
+// newPlugin builds the registry named by c from go-micro's plugins.
+func newPlugin(c Config, extra ...registry.Option) (registry.Registry, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}

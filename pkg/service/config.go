@@ -26,10 +26,6 @@ type Config struct {
 	ShutdownTimeout  time.Duration // bound on each shutdown step that waits on something else
 	Client           wrappers.Config
 	HealthProbe      bool // check a running instance and exit, instead of serving
-	// Resilience off runs the instance with plain go-micro defaults: go-micro's
-	// client, registry plugins and Stop, TTL 60 s and interval 30 s. For
-	// comparison only (bench/chaos); never turn it off in production.
-	Resilience bool
 }
 
 // DefaultConfig is what a service runs with when no flag or variable is set.
@@ -44,7 +40,6 @@ func DefaultConfig(name string) Config {
 		Drain:            2 * time.Second,
 		ShutdownTimeout:  5 * time.Second,
 		Client:           wrappers.DefaultConfig(),
-		Resilience:       true,
 	}
 }
 
@@ -101,17 +96,6 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Drain, "shutdown_drain", c.Drain, "keep serving this long after deregistering on SIGTERM")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown_timeout", c.ShutdownTimeout, "bound on each shutdown step")
 	fs.BoolVar(&c.HealthProbe, "health_probe", false, "check that the instance listening on --server_address is up, then exit (container health checks)")
-	fs.Func("resilience", "on, or off for plain go-micro defaults (for comparison only: bench/chaos)", func(v string) error {
-		switch v {
-		case "on":
-			c.Resilience = true
-		case "off":
-			c.Resilience = false
-		default:
-			return fmt.Errorf("want on or off")
-		}
-		return nil
-	})
 	fs.DurationVar(&c.Client.CacheTTL, "registry_cache_ttl", c.Client.CacheTTL, "how long the client uses a registry lookup before asking again (a watch keeps it fresh meanwhile)")
 	fs.StringVar(&c.Client.Strategy, "selector", c.Client.Strategy, "load balancing: roundrobin or random")
 	fs.IntVar(&c.Client.Retries, "client_retries", c.Client.Retries, "retries of a failed call, each on the next instance")

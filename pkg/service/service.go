@@ -40,11 +40,7 @@ func New(cfg Config, log *slog.Logger, opts ...server.Option) (*Service, error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, &UsageError{err}
 	}
-	newRegistry := discovery.New
-	if !cfg.Resilience {
-		newRegistry = discovery.NewPlugin
-	}
-	reg, err := newRegistry(cfg.Registry, registry.Logger(newMicroLogger(log.With("service", cfg.Name))))
+	reg, err := discovery.New(cfg.Registry, registry.Logger(newMicroLogger(log.With("service", cfg.Name))))
 	if err != nil {
 		return nil, &UsageError{err}
 	}
@@ -59,53 +55,33 @@ const registryCallTimeout = time.Second
 // lookupTimeout bounds each lookup the client makes in the registry.
 const lookupTimeout = time.Second
 
-// newService builds the instance on reg. Everything --resilience=off turns
-// off is chosen here.
+// newService builds the instance on reg.
 func newService(cfg Config, log *slog.Logger, reg registry.Registry, opts ...server.Option) (*Service, error) {
 	log = log.With("service", cfg.Name)
 	ml := newMicroLogger(log)
 	s := &Service{cfg: cfg, log: log, registry: reg}
-	var serverOpts []server.Option
-	if cfg.Resilience {
-		lookups := discovery.StaleOnError(reg, lookupTimeout, cfg.RegisterTTL, func(format string, args ...any) {
-			log.Warn(fmt.Sprintf(format, args...))
-		})
-		cl, err := wrappers.NewClient(lookups, cfg.Client, client.WithLogger(ml))
-		if err != nil {
-			return nil, &UsageError{err}
-		}
-		s.client = cl
-		serverOpts = []server.Option{
-			server.Registry(&drainingRegistry{Registry: reg, timeout: min(registryCallTimeout, cfg.ShutdownTimeout)}),
-			server.RegisterTTL(cfg.RegisterTTL),
-			server.RegisterInterval(cfg.RegisterInterval),
-			// Stop waits for handlers in flight. Only honoured here, in NewServer.
-			server.Wait(nil),
-		}
-	} else {
-		// For comparison only: go-micro's defaults as service.Init sets them.
-		s.client = wrappers.NewPlainClient(reg, client.WithLogger(ml))
-		serverOpts = []server.Option{
-			server.Registry(reg),
-			server.RegisterTTL(plainRegisterTTL),
-			server.RegisterInterval(plainRegisterInterval),
-		}
+	lookups := discovery.StaleOnError(reg, lookupTimeout, cfg.RegisterTTL, func(format string, args ...any) {
+		log.Warn(fmt.Sprintf(format, args...))
+	})
+	cl, err := wrappers.NewClient(lookups, cfg.Client, client.WithLogger(ml))
+	if err != nil {
+		return nil, &UsageError{err}
 	}
-	s.server = grpcserver.NewServer(append(append([]server.Option{
+	s.client = cl
+	s.server = grpcserver.NewServer(append([]server.Option{
 		server.Name(cfg.Name),
 		server.WithLogger(ml),
 		server.Address(cfg.ServerAddress),
 		server.Broker(broker.NewMemoryBroker()), // no pub/sub here: open no port for it
 		server.WrapHandler(ownErrors(cfg.Name)),
-	}, serverOpts...), opts...)...)
+		server.Registry(&drainingRegistry{Registry: reg, timeout: min(registryCallTimeout, cfg.ShutdownTimeout)}),
+		server.RegisterTTL(cfg.RegisterTTL),
+		server.RegisterInterval(cfg.RegisterInterval),
+		// Stop waits for handlers in flight. Only honoured here, in NewServer.
+		server.Wait(nil),
+	}, opts...)...)
 	return s, nil
 }
-
-// go-micro's service.Init sets these unless flags say otherwise.
-const (
-	plainRegisterTTL      = 60 * time.Second
-	plainRegisterInterval = 30 * time.Second
-)
 
 // ownErrors gives an error a handler returned that is not a go-micro error
 // the service's name as id and code 500. Without it, gRPC delivers it to
@@ -168,14 +144,6 @@ func (s *Service) Run(ctx context.Context) error {
 func (s *Service) Shutdown() {
 	start := time.Now()
 	s.draining.Store(true)
-	if !s.cfg.Resilience {
-		// go-micro's own Stop: deregister and close at once, unbounded.
-		if err := s.server.Stop(); err != nil {
-			s.log.Error("stop server", "err", err)
-		}
-		s.log.Info("stopped", "instance", s.Instance(), "took", time.Since(start).Round(time.Millisecond))
-		return
-	}
 	if s.deregister() {
 		time.Sleep(s.cfg.Drain)
 	} else {

@@ -115,6 +115,7 @@ var commonUsageCases = []UsageCase{
 	{"unknown selector", []string{"--selector", "weird"}, nil, `strategy "weird"`},
 	{"ttl not longer than interval", []string{"--register_ttl", "5", "--register_interval", "5s"}, nil, "register interval"},
 	{"empty registry address", []string{"--registry_address", "a:1,,b:2"}, nil, "empty entry"},
+	{"no --resilience: the plain go-micro comparison is not a product flag", []string{"--resilience", "off"}, nil, "resilience"},
 	{"client attempt timeout above request timeout", []string{"--client_attempt_timeout", "10s", "--client_request_timeout", "1s"}, nil, "attempt timeout"},
 }
 

@@ -16,7 +16,8 @@ import (
 //	go-micro  NewPlainClient: go-micro's defaults, no wrapper
 //	retries   newBase: cached selector, fail-over retries, attempt timeouts, outlier records
 //	balance   + LoadBalance (per-call instance order)
-//	breaker   + Breaker (hystrix): NewClient, as services use it
+//	breaker   + Breaker (hystrix)
+//	caller    + CallerChecks (the request encoded once, before the chain): NewClient, as services use it
 //
 // serial is one caller (latency); parallel is 16 callers per CPU, where
 // ns/op is the inverse of calls per second and cpu-us/op the CPU of the
@@ -36,7 +37,8 @@ func BenchmarkLayers(b *testing.B) {
 		{"go-micro", NewPlainClient(reg)},
 		{"retries", base},
 		{"balance", chain(base, LoadBalance(c.Strategy, outliers))},
-		{"breaker", mustClient(b, reg, c)},
+		{"breaker", chain(base, Breaker(c.Breaker, c.RequestTimeout), LoadBalance(c.Strategy, outliers))},
+		{"caller", mustClient(b, reg, c)},
 	}
 	for _, mode := range []string{"serial", "parallel"} {
 		for _, l := range layers {

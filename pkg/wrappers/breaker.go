@@ -58,9 +58,11 @@ func (c BreakerConfig) Validate() error {
 // own budget for a call, retries included: the breaker's timeout is set
 // above it, so the breaker never cuts a call the client would still finish.
 //
-// Only failures of the callee count: errors with a 4xx code (bad input, not
-// found) mean the service worked, and never open a circuit. When a circuit
-// is open the call fails at once with a 503.
+// Only failures of the callee and the network count (Classify): a 4xx
+// (bad input, not found) means the service worked, and a failure of the
+// caller's own (a request it could not encode, its context ending) says
+// nothing about the service; neither opens a circuit. When a circuit is
+// open the call fails at once with a 503.
 func Breaker(c BreakerConfig, requestTimeout time.Duration) client.Wrapper {
 	settings := hystrixgo.CommandConfig{
 		Timeout:                int((requestTimeout + time.Second).Milliseconds()),
@@ -69,7 +71,7 @@ func Breaker(c BreakerConfig, requestTimeout time.Duration) client.Wrapper {
 		ErrorPercentThreshold:  c.ErrorPercent,
 		SleepWindow:            int(c.SleepWindow.Milliseconds()),
 	}
-	inner := hystrix.NewClientWrapper(hystrix.WithFilter(isCallerError))
+	inner := hystrix.NewClientWrapper(hystrix.WithFilter(notTheCallee))
 	return func(next client.Client) client.Client {
 		return &breaker{Client: inner(next), settings: settings}
 	}
@@ -91,11 +93,12 @@ func (b *breaker) Call(ctx context.Context, req client.Request, rsp interface{},
 	return breakerError(name, b.Client.Call(ctx, req, rsp, opts...))
 }
 
-// isCallerError reports errors that say the request was wrong, not that the
-// service failed: the hystrix filter then does not count them.
-func isCallerError(_ context.Context, err error) bool {
-	e, ok := Error(err)
-	return ok && e.Code >= 400 && e.Code < 500 && e.Code != 408
+// notTheCallee reports errors the hystrix filter must not count. hystrix-go
+// then counts the call as a success; CallerChecks keeps the most common
+// caller failures out of the breaker altogether.
+func notTheCallee(ctx context.Context, err error) bool {
+	f := Classify(ctx, err)
+	return f == NoFault || f == CallerFault
 }
 
 // breakerError turns hystrix-go's plain errors into go-micro errors, so that

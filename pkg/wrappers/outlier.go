@@ -41,22 +41,16 @@ func NewOutliers(consecutive int, cooldown time.Duration) *Outliers {
 func (o *Outliers) Record(next client.CallFunc) client.CallFunc {
 	return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
 		err := next(ctx, node, req, rsp, opts)
-		o.observe(node.Id, instanceFailed(err))
+		switch Classify(ctx, err) {
+		case NoFault:
+			o.observe(node.Id, false)
+		case NetworkFault, CalleeFault:
+			o.observe(node.Id, true)
+		case CallerFault:
+			// The caller failed or gave up: nothing learnt about the instance.
+		}
 		return err
 	}
-}
-
-// instanceFailed tells a failure of the instance from an answer: a 4xx
-// says the request was wrong and the instance worked.
-func instanceFailed(err error) bool {
-	if err == nil {
-		return false
-	}
-	e, ok := Error(err)
-	if !ok {
-		return true
-	}
-	return e.Code >= 500 || e.Code == 408
 }
 
 func (o *Outliers) observe(id string, failed bool) {

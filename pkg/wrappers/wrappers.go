@@ -61,19 +61,27 @@ func (c Config) Validate() error {
 }
 
 // NewClient returns the client services call each other with, with extra
-// options such as a logger. The wrappers
-// are listed outermost first: the breaker sees one logical call, retries
-// included, so a single dead instance that fail-over hides never counts
-// against the circuit.
+// options such as a logger. The wrappers are listed outermost first: what
+// fails in the caller fails before anything else sees the call, and the
+// breaker sees one logical call, retries included, so a single dead instance
+// that fail-over hides never counts against the circuit.
+//
+// Requests are encoded by CallerChecks with the gRPC client's default codecs
+// (proto and JSON content types); a codec given in extra for one of those
+// content types is used for answers only.
 func NewClient(reg registry.Registry, c Config, extra ...client.Option) (client.Client, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	outliers := NewOutliers(outlierFailures, outlierCooldown)
+	return newClient(reg, c, NewOutliers(outlierFailures, outlierCooldown), extra...), nil
+}
+
+func newClient(reg registry.Registry, c Config, outliers *Outliers, extra ...client.Option) client.Client {
 	return chain(newBase(reg, c, outliers, extra...),
+		CallerChecks(),
 		Breaker(c.Breaker, c.RequestTimeout),
 		LoadBalance(c.Strategy, outliers),
-	), nil
+	)
 }
 
 // newBase is the innermost layer: go-micro's gRPC client with the cached,

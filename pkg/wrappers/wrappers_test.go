@@ -261,35 +261,39 @@ func TestBreakerOpensOnServerErrorsAndCloses(t *testing.T) {
 	echo := mustServe(t, reg, svc, "a")
 	echo.fail.Store(merrors.InternalServerError(svc, "broken").(*merrors.Error))
 	cfg := DefaultConfig()
-	cfg.Breaker.SleepWindow = 100 * time.Millisecond
+	cfg.Breaker.SleepWindow = 300 * time.Millisecond
 	c := mustClient(t, reg, cfg)
 
 	// Fail until the circuit opens; it must within the volume threshold
 	// plus a few calls for hystrix-go's health snapshot to catch up.
 	limit := cfg.Breaker.VolumeThreshold + 10
-	opened := false
-	for i := 0; i < limit && !opened; i++ {
+	var opening time.Time // the start of the call that found the circuit open
+	for i := 0; i < limit && opening.IsZero(); i++ {
+		start := time.Now()
 		_, err := call(context.Background(), c, svc)
 		switch code(err) {
 		case 500:
 		case 503:
-			opened = true
+			opening = start
 		default:
 			t.Fatalf("call %d: %v, want 500 or 503", i, err)
 		}
 	}
-	if !opened {
+	if opening.IsZero() {
 		t.Fatalf("circuit still closed after %d server errors", limit)
 	}
-	// While open, calls fail without reaching the service.
+	// While open, calls fail without reaching the service, but for one test
+	// call per sleep window (which fails, so the circuit stays open).
 	before := echo.calls.Load()
-	for range 10 {
-		if _, err := call(context.Background(), c, svc); code(err) != 503 {
-			break // the sleep window may already have passed; the next check catches a real leak
+	const tries = 20
+	for i := range tries {
+		if _, err := call(context.Background(), c, svc); code(err) != 503 && code(err) != 500 {
+			t.Fatalf("call %d to an open circuit: %v, want 503 (or 500 from a test call)", i, err)
 		}
 	}
-	if got := echo.calls.Load() - before; got > 1 {
-		t.Fatalf("open circuit let %d calls through, want at most the one test call", got)
+	windows := int64(time.Since(opening)/cfg.Breaker.SleepWindow) + 1
+	if got := echo.calls.Load() - before; got > windows {
+		t.Fatalf("open circuit let %d of %d calls through, want at most %d (one per sleep window)", got, tries, windows)
 	}
 
 	// Closed again: hystrix-go closes the circuit after a test call
@@ -320,6 +324,7 @@ func TestRetryTransportErrors(t *testing.T) {
 		{"service error as text", stringError(merrors.InternalServerError("user.Get", "boom").Error()), false},
 		{"not found", merrors.NotFound("user.Get", "nobody"), false},
 		{"plain error", context.Canceled, false},
+		{"request the caller could not encode", ByCaller(merrors.InternalServerError("go.micro.client", "encoding the request: invalid UTF-8")), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			retry, err := RetryTransportErrors(context.Background(), nil, 0, tc.err)

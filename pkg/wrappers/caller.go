@@ -1,0 +1,107 @@
+package wrappers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"go-micro.dev/v4/client"
+	"go-micro.dev/v4/codec/bytes"
+	merrors "go-micro.dev/v4/errors"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/runtime/protoiface"
+)
+
+// CallerChecks is the outermost wrapper: what can fail in the caller fails
+// here, before the breaker, the instance order and the retries see the call,
+// and is marked as the caller's (ByCaller).
+//
+//   - A context that has already ended fails at once.
+//   - The request is encoded here, once per call, and handed on as bytes.
+//     go-micro's gRPC client would encode it inside gRPC on every attempt,
+//     after dialling, and report a failure (invalid UTF-8 in a proto
+//     string) as a 500 of its own, as if the connection had failed: retried,
+//     counted against the callee, and anyone able to send bad input could
+//     open the callee's circuit for every client.
+//   - The context is marked as the caller's (withCaller), so that a call that
+//     fails because the caller gave up counts against nobody (Classify).
+func CallerChecks() client.Wrapper {
+	return func(next client.Client) client.Client { return callerChecks{next} }
+}
+
+type callerChecks struct{ client.Client }
+
+func (c callerChecks) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
+	if callerEnded(ctx) {
+		return gaveUp(ctx)
+	}
+	if frame, err := encode(req.ContentType(), req.Body()); err != nil {
+		return ByCaller(merrors.InternalServerError(clientID, "%s.%s: encoding the request: %v", req.Service(), req.Endpoint(), err))
+	} else if frame != nil {
+		req = encodedRequest{Request: req, frame: frame}
+	}
+	err := c.Client.Call(withCaller(ctx), req, rsp, opts...)
+	if err != nil && callerEnded(ctx) {
+		// The caller gave up: whatever the chain made of that (a 408 from
+		// go-micro, a plain context error from the breaker), say so.
+		return gaveUp(ctx)
+	}
+	return err
+}
+
+// gaveUp is the error of a call whose caller's context ended, as go-micro
+// words it.
+func gaveUp(ctx context.Context) error {
+	err := ctx.Err()
+	if err == nil { // the deadline has passed; the context's timer is late
+		err = context.DeadlineExceeded
+	}
+	return ByCaller(merrors.New(clientID, err.Error(), 408))
+}
+
+// encodedRequest is a request whose body is already encoded. The gRPC
+// client's codecs send a *bytes.Frame as it is.
+type encodedRequest struct {
+	client.Request
+	frame *bytes.Frame
+}
+
+func (r encodedRequest) Body() interface{} { return r.frame }
+
+// encode encodes body as go-micro's gRPC client does for contentType (its
+// default codecs, client/grpc codec.go), and returns nil for a body or
+// content type it leaves to the client.
+func encode(contentType string, body interface{}) (*bytes.Frame, error) {
+	if _, ok := body.(*bytes.Frame); ok {
+		return nil, nil
+	}
+	var (
+		b   []byte
+		err error
+	)
+	switch contentType {
+	case "application/grpc", "application/grpc+proto", "application/proto", "application/protobuf", "application/octet-stream":
+		switch m := body.(type) {
+		case proto.Message:
+			b, err = proto.Marshal(m)
+		case protoiface.MessageV1:
+			b, err = proto.Marshal(protoadapt.MessageV2Of(m))
+		default:
+			err = fmt.Errorf("%T is not a proto message", body)
+		}
+	case "application/json", "application/grpc+json":
+		if m, ok := body.(proto.Message); ok {
+			b, err = protojson.Marshal(m)
+		} else {
+			b, err = json.Marshal(body)
+		}
+	default:
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &bytes.Frame{Data: b}, nil
+}

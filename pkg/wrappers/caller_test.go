@@ -1,0 +1,160 @@
+package wrappers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go-micro.dev/v4/client"
+	merrors "go-micro.dev/v4/errors"
+	"go-micro.dev/v4/registry"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/example/micro-starter/internal/poll"
+)
+
+// TestCallerFailuresCountAgainstNobody floods a client with calls that fail
+// in the caller: they must not open the callee's circuit, eject its
+// instance or be retried, and healthy calls pass afterwards. go-micro's gRPC
+// client reports each of them as it reports a failed connection (a 500 or a
+// 408 of its own).
+func TestCallerFailuresCountAgainstNobody(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		hang bool // the callee holds calls until the caller gives up
+		// call makes one failing call.
+		call func(t *testing.T, c client.Client, svc string, echo *Echo) error
+		// attempts is how many attempts each call makes: 0 when it cannot
+		// leave the caller.
+		attempts int64
+	}{
+		{"request that cannot be encoded", false, func(_ *testing.T, c client.Client, svc string, _ *Echo) error {
+			// Invalid UTF-8 in a proto string, as from "GET /hello?name=%ff".
+			req := c.NewRequest(svc, "Echo.Call", wrapperspb.String("\xff"), client.WithContentType("application/grpc+proto"))
+			return c.Call(context.Background(), req, &EchoResponse{})
+		}, 0},
+		{"context cancelled before the call", false, func(_ *testing.T, c client.Client, svc string, _ *Echo) error {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			_, err := call(ctx, c, svc)
+			return err
+		}, 0},
+		{"context cancelled during the call", true, func(t *testing.T, c client.Client, svc string, echo *Echo) error {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			before := echo.calls.Load()
+			done := make(chan error, 1)
+			go func() {
+				_, err := call(ctx, c, svc)
+				done <- err
+			}()
+			if err := poll.Until(5*time.Second, time.Millisecond, func() error {
+				if echo.calls.Load() == before {
+					return errors.New("the call has not reached the callee")
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			cancel()
+			return <-done
+		}, 1},
+		{"deadline expired during the call", true, func(_ *testing.T, c client.Client, svc string, _ *Echo) error {
+			// Well within the attempt timeout: the caller's own deadline.
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			_, err := call(ctx, c, svc)
+			return err
+		}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := registry.NewMemoryRegistry()
+			svc := serviceName(t)
+			echo := mustServe(t, reg, svc, "a")
+			if tc.hang {
+				echo.hang = make(chan struct{})
+			}
+			cfg := DefaultConfig()
+			// An opened circuit stays open until the test ends.
+			cfg.Breaker.SleepWindow = time.Minute
+			outliers := NewOutliers(outlierFailures, outlierCooldown)
+			var attempts atomic.Int64
+			c := newClient(reg, cfg, outliers, client.WrapCall(countAttempts(&attempts)))
+
+			calls := 2 * cfg.Breaker.VolumeThreshold
+			for i := range calls {
+				err := tc.call(t, c, svc, echo)
+				if got := Classify(context.Background(), err); got != CallerFault {
+					t.Errorf("call %d: %v: blamed on %v, want the caller", i, err, got)
+				}
+			}
+			if got, want := attempts.Load(), int64(calls)*tc.attempts; got != want {
+				t.Errorf("%d calls made %d attempts, want %d", calls, got, want)
+			}
+			if outliers.Ejected(svc + "-a") {
+				t.Error("the callee's only instance was ejected")
+			}
+			if tc.hang {
+				close(echo.hang)
+			}
+			for i := range 20 {
+				if _, err := call(context.Background(), c, svc); err != nil {
+					t.Fatalf("healthy call %d after the flood: %v", i, err)
+				}
+			}
+		})
+	}
+}
+
+// countAttempts counts the attempts of every call.
+func countAttempts(n *atomic.Int64) client.CallWrapper {
+	return func(next client.CallFunc) client.CallFunc {
+		return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
+			n.Add(1)
+			return next(ctx, node, req, rsp, opts)
+		}
+	}
+}
+
+func TestClassify(t *testing.T) {
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	// The client's own request timeout, over a caller that is still waiting.
+	requestTimeout, cancelRequest := context.WithCancel(withCaller(context.Background()))
+	cancelRequest()
+	live := context.Background()
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		err  error
+		want Fault
+	}{
+		{"success", live, nil, NoFault},
+		{"not found", live, merrors.NotFound("user.Get", "nobody"), NoFault},
+		{"not found as text", live, stringError(merrors.NotFound("user.Get", "nobody").Error()), NoFault},
+		{"bad request from a non-go-micro server", live, merrors.BadRequest(clientID, "invalid argument"), NoFault},
+		{"service error", live, merrors.InternalServerError("user.Get", "boom"), CalleeFault},
+		{"service timeout", live, merrors.Timeout("hello.Greet", "user.Get: timeout"), CalleeFault},
+		{"service error after the caller gave up", ended, merrors.InternalServerError("user.Get", "boom"), CalleeFault},
+		{"unimplemented", live, merrors.New(clientID, "unknown method", 501), CalleeFault},
+		{"plain error", live, errors.New("boom"), CalleeFault},
+		{"failed dial", live, merrors.InternalServerError(clientID, "Error sending request: context deadline exceeded"), NetworkFault},
+		{"closed connection", live, merrors.New(clientID, "connection error", 503), NetworkFault},
+		{"attempt timeout", live, merrors.Timeout(clientID, "context deadline exceeded"), NetworkFault},
+		{"request timeout of the client", requestTimeout, merrors.Timeout(clientID, "context canceled"), NetworkFault},
+		{"caller's context ended", ended, merrors.Timeout(clientID, "context canceled"), CallerFault},
+		{"caller's context ended, seen deeper in the chain", withCaller(ended), merrors.Timeout(clientID, "context canceled"), CallerFault},
+		{"caller's context ended, plain error", ended, context.Canceled, CallerFault},
+		{"marked by the caller", live, ByCaller(merrors.InternalServerError(clientID, "bad input")), CallerFault},
+		{"marked by the caller, wrapped", live, fmt.Errorf("x: %w", ByCaller(errors.New("bad input"))), CallerFault},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Classify(tc.ctx, tc.err); got != tc.want {
+				t.Fatalf("Classify(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
+	}
+}

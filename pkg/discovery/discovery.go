@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/go-micro/plugins/v4/registry/consul"
-	"github.com/go-micro/plugins/v4/registry/etcd"
 	"go-micro.dev/v4/registry"
 )
 
@@ -91,7 +90,7 @@ func newPlugin(c Config, extra ...registry.Option) (registry.Registry, error) {
 		// bound their own calls instead.
 		return consul.NewRegistry(append(extra, registry.Addrs(c.Addresses...))...), nil
 	case "etcd":
-		return etcd.NewRegistry(opts...), nil
+		return newEtcdPlugin(c, opts...)
 	case "mdns":
 		// go-micro's own mDNS registry. Every lookup waits its whole timeout
 		// for answers, so it keeps its short default.

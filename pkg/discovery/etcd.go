@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"path"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/go-micro/plugins/v4/registry/etcd"
 	"go-micro.dev/v4/registry"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -40,10 +42,36 @@ type etcdRegistration struct {
 	leases map[string]clientv3.LeaseID // node key -> its lease
 }
 
-func newEtcdRegistration(plugin registry.Registry, addrs []string, timeout time.Duration) (*etcdRegistration, error) {
-	if len(addrs) == 0 {
-		addrs = []string{"127.0.0.1:2379"}
+// defaultEtcdAddress is where etcd listens when nothing says otherwise, as
+// in the plugin.
+const defaultEtcdAddress = "127.0.0.1:2379"
+
+// newEtcdPlugin builds go-micro's etcd registry on c's addresses alone. The
+// plugin appends MICRO_REGISTRY_ADDRESS from the environment after the
+// options it is given, so the variable would beat --registry_address for
+// lookups while registration (etcdRegistration) followed the flag. Init
+// applies our addresses last; the plugin's first client, built on the
+// variable's address, dials in the background and is never used.
+func newEtcdPlugin(c Config, opts ...registry.Option) (registry.Registry, error) {
+	r := etcd.NewRegistry(opts...)
+	if os.Getenv("MICRO_REGISTRY_ADDRESS") == "" {
+		return r, nil
 	}
+	if err := r.Init(registry.Addrs(etcdAddresses(c.Addresses)...)); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func etcdAddresses(addrs []string) []string {
+	if len(addrs) == 0 {
+		return []string{defaultEtcdAddress}
+	}
+	return addrs
+}
+
+func newEtcdRegistration(plugin registry.Registry, addrs []string, timeout time.Duration) (*etcdRegistration, error) {
+	addrs = etcdAddresses(addrs)
 	// No DialTimeout: the connection is made in the background, so building
 	// the registry does not need etcd up.
 	cli, err := clientv3.New(clientv3.Config{

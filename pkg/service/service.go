@@ -13,7 +13,6 @@ import (
 	grpcserver "github.com/go-micro/plugins/v4/server/grpc"
 	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/client"
-	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/server"
 
@@ -81,25 +80,6 @@ func newService(cfg Config, log *slog.Logger, reg registry.Registry, opts ...ser
 		server.Wait(nil),
 	}, opts...)...)
 	return s, nil
-}
-
-// ownErrors gives an error a handler returned that is not a go-micro error
-// the service's name as id and code 500. Without it, gRPC delivers it to
-// the caller as an error of go-micro's client, and the caller retries it on
-// another instance as if the connection had failed.
-func ownErrors(service string) server.HandlerWrapper {
-	return func(next server.HandlerFunc) server.HandlerFunc {
-		return func(ctx context.Context, req server.Request, rsp interface{}) error {
-			err := next(ctx, req, rsp)
-			if err == nil {
-				return nil
-			}
-			if e, ok := merrors.As(err); ok {
-				return e // unwrapped: the gRPC server only recognises the bare type
-			}
-			return merrors.InternalServerError(service, "%s: %v", req.Endpoint(), err)
-		}
-	}
 }
 
 // Server is the RPC server to register handlers on before Run.

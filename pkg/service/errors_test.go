@@ -1,0 +1,87 @@
+package service
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+
+	"go-micro.dev/v4/client"
+	merrors "go-micro.dev/v4/errors"
+	"go-micro.dev/v4/registry"
+
+	"github.com/example/micro-starter/pkg/wrappers"
+)
+
+// Relay is a handler that calls another service and returns the error it
+// got as it got it, as a handler may well do.
+type Relay struct {
+	call    func(ctx context.Context) error
+	started atomic.Int64
+}
+
+func (r *Relay) Call(ctx context.Context, _ *EchoRequest, _ *EchoResponse) error {
+	r.started.Add(1)
+	return r.call(ctx)
+}
+
+// TestPassedOnErrorsAreNotRetriedUpstream: a handler returns the error its
+// own client gave it unchanged. Its caller must make exactly one attempt: an
+// error that kept go-micro's client id would be taken by the caller's
+// client for its own connection failing, and retried on another instance
+// at every hop. Codes are kept, a 4xx included.
+func TestPassedOnErrorsAreNotRetriedUpstream(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// setup registers the callee, if any, in reg.
+		setup func(t *testing.T, reg registry.Registry)
+		// call is the relay's call of its callee.
+		call   func(ctx context.Context, c client.Client) error
+		code   int32
+		ownsID bool // whether the caller sees the relay's id
+	}{
+		{"callee unreachable", func(t *testing.T, reg registry.Registry) {
+			err := reg.Register(&registry.Service{Name: "callee", Nodes: []*registry.Node{{Id: "callee-dead", Address: closedAddress(t)}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}, callCallee, 503, true}, // gRPC: a refused connection is Unavailable
+		{"callee has no instance", func(*testing.T, registry.Registry) {}, callCallee, 503, true},
+		{"callee timed out", func(*testing.T, registry.Registry) {}, func(context.Context, client.Client) error {
+			return merrors.Timeout("go.micro.client", "context deadline exceeded")
+		}, 408, true},
+		{"callee's not found", func(*testing.T, registry.Registry) {}, func(context.Context, client.Client) error {
+			return merrors.NotFound("callee.Get", "nobody")
+		}, 404, false},
+		{"plain error", func(*testing.T, registry.Registry) {}, func(context.Context, client.Client) error {
+			return context.Canceled
+		}, 500, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			svc := mustNew(t, testConfig())
+			tc.setup(t, svc.Registry())
+			relay := &Relay{call: func(ctx context.Context) error { return tc.call(ctx, svc.Client()) }}
+			mustHandle(t, svc, relay)
+			start(t, svc)
+			mustRegistered(t, svc)
+
+			c := svc.Client()
+			req := c.NewRequest("test", "Relay.Call", &EchoRequest{Text: "hi"}, client.WithContentType("application/json"))
+			err := c.Call(context.Background(), req, &EchoResponse{})
+			e, ok := wrappers.Error(err)
+			if !ok || e.Code != tc.code {
+				t.Fatalf("got %v, want code %d", err, tc.code)
+			}
+			if got := e.Id == "test"; got != tc.ownsID {
+				t.Errorf("got id %q; want the relay's (%q): %v", e.Id, "test", tc.ownsID)
+			}
+			if n := relay.started.Load(); n != 1 {
+				t.Fatalf("the relay ran %d times, want 1 (no retry)", n)
+			}
+		})
+	}
+}
+
+func callCallee(ctx context.Context, c client.Client) error {
+	req := c.NewRequest("callee", "Echo.Call", &EchoRequest{Text: "hi"}, client.WithContentType("application/json"))
+	return c.Call(ctx, req, &EchoResponse{})
+}

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,4 +73,39 @@ func mustRead(tb testing.TB, path string) string {
 		tb.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestBadServerAddress: a malformed --server_address is a usage error (exit
+// status 2) and a port in use exits 1, each with one line on stderr and
+// before the registry is asked anything: the registry here is an etcd
+// address where nothing listens, which would fail differently and later.
+func TestBadServerAddress(t *testing.T) {
+	skipIfShort(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for _, tc := range []struct {
+		name, address string
+		code          int
+		want          string
+	}{
+		{"malformed", "nonsense", 2, "server address"},
+		{"port in use", taken.Addr().String(), 1, "address already in use"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stdout, stderr, err := runUser(t, "--registry", "etcd", "--registry_address", stack.MustFreeAddr(t),
+				"--registry_attempts", "1", "--server_address", tc.address)
+			if code := exitCode(t, err); code != tc.code {
+				t.Errorf("exit status %d, want %d", code, tc.code)
+			}
+			if strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, tc.want) {
+				t.Errorf("stderr is not one line saying %q: %q", tc.want, stderr)
+			}
+			if strings.Contains(stdout+stderr, "registry") {
+				t.Errorf("the registry was contacted:\n%s%s", stdout, stderr)
+			}
+		})
+	}
 }

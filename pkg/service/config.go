@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +49,9 @@ func (c Config) Validate() error {
 	if err := c.Registry.Validate(); err != nil {
 		return err
 	}
+	if err := validListenAddress(c.ServerAddress); err != nil {
+		return fmt.Errorf("server address: %w", err)
+	}
 	if c.RegisterInterval <= 0 || c.RegisterTTL <= c.RegisterInterval {
 		// A TTL no longer than the interval lets healthy instances expire
 		// between two registrations.
@@ -60,6 +64,20 @@ func (c Config) Validate() error {
 		return fmt.Errorf("drain %v must not be negative and shutdown timeout %v must be positive", c.Drain, c.ShutdownTimeout)
 	}
 	return c.Client.Validate()
+}
+
+// validListenAddress accepts host:port with a numeric port, the host
+// possibly empty (all interfaces): what net.Listen binds without a lookup of
+// the port's name.
+func validListenAddress(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	return nil
 }
 
 // UsageError is a wrong flag or environment variable: main prints it on one

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -103,19 +104,38 @@ func (s *Service) Draining() bool { return s.draining.Load() }
 // calls in flight have finished. It fails if the registry cannot be reached
 // at start.
 func (s *Service) Run(ctx context.Context) error {
-	if err := discovery.Ping(ctx, s.cfg.Registry, s.registry, s.cfg.RegistryAttempts, time.Second, func(format string, args ...any) {
-		s.log.Warn(fmt.Sprintf(format, args...))
-	}); err != nil {
-		return err
+	// Bind first: a port already in use fails here, before the registry is
+	// asked anything, let alone told about an instance that cannot serve.
+	// go-micro's gRPC server would bind in Start and register right after.
+	ln, err := net.Listen("tcp", s.cfg.ServerAddress)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
 	}
-	if err := s.server.Start(); err != nil {
-		return fmt.Errorf("start server: %w", err)
+	if err := s.start(ctx, ln); err != nil {
+		ln.Close()
+		return err
 	}
 	s.log.Info("serving", "instance", s.Instance(), "address", s.server.Options().Address,
 		"registry", s.cfg.Registry.Name, "register_ttl", s.cfg.RegisterTTL, "register_interval", s.cfg.RegisterInterval)
 
 	<-ctx.Done()
 	s.Shutdown()
+	return nil
+}
+
+// start checks the registry, then serves on ln and registers.
+func (s *Service) start(ctx context.Context, ln net.Listener) error {
+	if err := discovery.Ping(ctx, s.cfg.Registry, s.registry, s.cfg.RegistryAttempts, time.Second, func(format string, args ...any) {
+		s.log.Warn(fmt.Sprintf(format, args...))
+	}); err != nil {
+		return err
+	}
+	if err := s.server.Init(grpcserver.Listener(ln)); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	if err := s.server.Start(); err != nil {
+		return fmt.Errorf("start server: %w", err)
+	}
 	return nil
 }
 

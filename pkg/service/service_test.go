@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -70,6 +71,9 @@ func TestBadSettingsAreUsageErrors(t *testing.T) {
 		{"unknown flag", []string{"--nope"}, nil},
 		{"stray argument", []string{"user"}, nil},
 		{"unknown selector", []string{"--selector", "fastest"}, nil},
+		{"server address without a port", []string{"--server_address", "nonsense"}, nil},
+		{"server address with a named port", nil, map[string]string{"MICRO_SERVER_ADDRESS": ":http"}},
+		{"server address port out of range", []string{"--server_address", "127.0.0.1:65536"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := parse(tc.args, tc.env)
@@ -173,6 +177,51 @@ func TestRunFailsWhenRegistryUnreachable(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("Run still waiting on an unreachable registry")
 	}
+}
+
+// TestRunBindsBeforeTheRegistry: a port in use is an error (exit status 1)
+// before the registry is asked anything, so nothing is registered for an
+// instance that cannot serve.
+func TestRunBindsBeforeTheRegistry(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	c := testConfig()
+	c.Registry.Name = "etcd" // a registry server, which Run checks before serving
+	c.ServerAddress = taken.Addr().String()
+	reg := &countingRegistry{Registry: registry.NewMemoryRegistry()}
+	svc := mustNewOn(t, c, reg)
+
+	err = svc.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "address already in use") || ExitCode(err) != 1 {
+		t.Fatalf("Run on a port in use: %v (exit code %d), want address already in use, exit code 1", err, ExitCode(err))
+	}
+	if n := reg.calls.Load(); n != 0 {
+		t.Errorf("the registry was called %d times before the port was found taken, want 0", n)
+	}
+}
+
+// countingRegistry counts the calls that reach it.
+type countingRegistry struct {
+	registry.Registry
+	calls atomic.Int64
+}
+
+func (r *countingRegistry) Register(s *registry.Service, opts ...registry.RegisterOption) error {
+	r.calls.Add(1)
+	return r.Registry.Register(s, opts...)
+}
+
+func (r *countingRegistry) ListServices(opts ...registry.ListOption) ([]*registry.Service, error) {
+	r.calls.Add(1)
+	return r.Registry.ListServices(opts...)
+}
+
+func (r *countingRegistry) GetService(name string, opts ...registry.GetOption) ([]*registry.Service, error) {
+	r.calls.Add(1)
+	return r.Registry.GetService(name, opts...)
 }
 
 // TestHandlerErrorsKeepServiceID shows why ownErrors exists: a plain error

@@ -116,6 +116,7 @@ var commonUsageCases = []UsageCase{
 	{"ttl not longer than interval", []string{"--register_ttl", "5", "--register_interval", "5s"}, nil, "register interval"},
 	{"empty registry address", []string{"--registry_address", "a:1,,b:2"}, nil, "empty entry"},
 	{"no --resilience: the plain go-micro comparison is not a product flag", []string{"--resilience", "off"}, nil, "resilience"},
+	{"server_address without a port", []string{"--server_address", "nonsense"}, nil, "server address"},
 	{"client attempt timeout above request timeout", []string{"--client_attempt_timeout", "10s", "--client_request_timeout", "1s"}, nil, "attempt timeout"},
 }
 

@@ -9,7 +9,6 @@ import (
 	"go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
 
-	"github.com/example/micro-starter/pkg/wrappers"
 	hellopb "github.com/example/micro-starter/services/hello/proto"
 	userpb "github.com/example/micro-starter/services/user/proto"
 )
@@ -35,7 +34,10 @@ func (h *Handler) Greet(ctx context.Context, req *hellopb.GreetRequest, rsp *hel
 	if userID != "" {
 		u, err := h.users.Get(ctx, &userpb.GetRequest{Id: userID})
 		if err != nil {
-			return fromUser(err)
+			// As it is: the server (pkg/service) answers it under hello's
+			// id unless the user service answered it, so a 404 stays a 404
+			// and a failed connection is hello's failure, not retried.
+			return err
 		}
 		name = u.GetUser().GetName()
 		rsp.UserInstance = u.Instance
@@ -43,17 +45,6 @@ func (h *Handler) Greet(ctx context.Context, req *hellopb.GreetRequest, rsp *hel
 	rsp.Message = fmt.Sprintf("Hello, %s!", name)
 	rsp.Instance = h.instance
 	return nil
-}
-
-// fromUser passes on an error of the user service with its code, so a 404
-// stays a 404, under hello's own id: an error that kept go-micro's client
-// id would be taken for a transport failure and retried by hello's callers.
-func fromUser(err error) error {
-	e, ok := wrappers.Error(err)
-	if !ok {
-		return merrors.InternalServerError("hello.Greet", "user.Get: %v", err)
-	}
-	return merrors.New("hello.Greet", "user.Get: "+e.Detail, e.Code)
 }
 
 // newHandler is what main and the tests use to build a Handler.

@@ -4,13 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
 
+	"github.com/example/micro-starter/internal/poll"
+	"github.com/example/micro-starter/pkg/service"
 	"github.com/example/micro-starter/pkg/wrappers"
 	hellopb "github.com/example/micro-starter/services/hello/proto"
 	userpb "github.com/example/micro-starter/services/user/proto"
@@ -29,11 +34,19 @@ var _ userpb.UserService = (*fakeUsers)(nil)
 func (f *fakeUsers) Get(_ context.Context, in *userpb.GetRequest, _ ...client.CallOption) (*userpb.GetResponse, error) {
 	f.mu.Lock()
 	f.calls = append(f.calls, in.Id)
+	get := f.get
 	f.mu.Unlock()
-	if f.get == nil {
+	if get == nil {
 		return nil, errors.New("fakeUsers: Get not expected")
 	}
-	return f.get(in.Id)
+	return get(in.Id)
+}
+
+// answer makes Get answer with get from now on, and forgets earlier calls.
+func (f *fakeUsers) answer(get func(id string) (*userpb.GetResponse, error)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.get, f.calls = get, nil
 }
 
 func (f *fakeUsers) List(context.Context, *userpb.ListRequest, ...client.CallOption) (*userpb.ListResponse, error) {
@@ -130,48 +143,108 @@ func TestGreet(t *testing.T) {
 	}
 }
 
+// TestGreetErrors: hello's own answers to requests it refuses, without
+// asking the user service.
 func TestGreetErrors(t *testing.T) {
-	notFound := merrors.NotFound("user.Get", `user "nobody": not found`)
 	tests := []struct {
 		name   string
 		req    *hellopb.GreetRequest
-		get    func(string) (*userpb.GetResponse, error)
-		code   int32
 		detail string
-		asked  bool // whether the user service is called
 	}{
-		{"both empty", &hellopb.GreetRequest{}, nil, 400, "one is required", false},
-		{"both blank", &hellopb.GreetRequest{UserId: " ", Name: "\t"}, nil, 400, "one is required", false},
-		{"both set", &hellopb.GreetRequest{UserId: "ada", Name: "Bob"}, nil, 400, "not both", false},
-		{"name of 101 runes", &hellopb.GreetRequest{Name: strings.Repeat("é", 101)}, nil, 400, "longer than 100", false},
-		{"user not found", &hellopb.GreetRequest{UserId: "nobody"}, failWith(notFound), 404, `user.Get: user "nobody": not found`, true},
-		{"user not found, as JSON text", &hellopb.GreetRequest{UserId: "nobody"}, failWith(wireText(notFound)), 404, `user.Get: user "nobody": not found`, true},
-		{"user not found, wrapped", &hellopb.GreetRequest{UserId: "nobody"}, failWith(fmt.Errorf("lookup: %w", notFound)), 404, "not found", true},
-		{"bad user id", &hellopb.GreetRequest{UserId: "BAD!"}, failWith(wireText(merrors.BadRequest("user.Get", `id: "BAD!" is not a user id`))), 400, `id: "BAD!"`, true},
-		{"connection error", &hellopb.GreetRequest{UserId: "ada"},
-			failWith(merrors.InternalServerError("go.micro.client", "connection error: dial tcp 127.0.0.1:1: connect: connection refused")),
-			500, "user.Get: connection error", true},
-		{"timeout", &hellopb.GreetRequest{UserId: "ada"}, failWith(merrors.Timeout("go.micro.client", "call timeout")), 408, "call timeout", true},
-		{"no user instance", &hellopb.GreetRequest{UserId: "ada"}, failWith(merrors.New("go.micro.client", "service user: no instance available", 503)), 503, "no instance available", true},
-		{"transport error", &hellopb.GreetRequest{UserId: "ada"}, failWith(merrors.InternalServerError("go.micro.client.transport", "EOF")), 500, "EOF", true},
-		{"plain error", &hellopb.GreetRequest{UserId: "ada"}, failWith(errors.New("something broke")), 500, "user.Get: something broke", true},
+		{"both empty", &hellopb.GreetRequest{}, "one is required"},
+		{"both blank", &hellopb.GreetRequest{UserId: " ", Name: "\t"}, "one is required"},
+		{"both set", &hellopb.GreetRequest{UserId: "ada", Name: "Bob"}, "not both"},
+		{"name of 101 runes", &hellopb.GreetRequest{Name: strings.Repeat("é", 101)}, "longer than 100"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := &fakeUsers{get: tt.get}
+			fake := &fakeUsers{}
 			h := &Handler{users: fake, instance: "hello-1"}
 			var rsp hellopb.GreetResponse
 			err := h.Greet(context.Background(), tt.req, &rsp)
 			if err == nil {
 				t.Fatalf("Greet(%v) = %v, want an error", tt.req, &rsp)
 			}
-			wantGreetError(t, err, tt.code, tt.detail)
-			if asked := len(fake.Calls()) > 0; asked != tt.asked {
-				t.Errorf("user service called: %v, want %v", asked, tt.asked)
+			wantGreetError(t, err, 400, tt.detail)
+			if calls := fake.Calls(); len(calls) > 0 {
+				t.Errorf("user service asked for %v, want no call", calls)
 			}
 			if rsp.Message != "" {
 				t.Errorf("Message = %q set on error", rsp.Message)
 			}
 		})
 	}
+}
+
+// TestUserErrorsAsHelloCallersSeeThem runs Greet in hello's server, as main
+// does, and calls it as the gateway does. Greet returns the user service's
+// errors as they are: its callers see the user service's own answers with
+// their code (a 404 stays a 404), and hello's failure to reach the user
+// service as hello's, with its code, which they do not retry.
+func TestUserErrorsAsHelloCallersSeeThem(t *testing.T) {
+	fake := &fakeUsers{}
+	hello := startHello(t, &Handler{users: fake, instance: "hello-1"})
+	notFound := merrors.NotFound("user.Get", `user "nobody": not found`)
+	tests := []struct {
+		name string
+		err  error // from the user service's client
+		code int32
+		id   string
+	}{
+		{"not found", notFound, 404, "user.Get"},
+		{"not found, as JSON text", wireText(notFound), 404, "user.Get"},
+		{"bad user id", merrors.BadRequest("user.Get", `id: "BAD!" is not a user id`), 400, "user.Get"},
+		{"user service failed", merrors.InternalServerError("user.Get", "disk on fire"), 500, "user.Get"},
+		{"connection refused", merrors.New("go.micro.client", "connection error: dial tcp 127.0.0.1:1: connect: connection refused", 503), 503, "hello"},
+		{"failed dial", merrors.InternalServerError("go.micro.client", "Error sending request: context deadline exceeded"), 500, "hello"},
+		{"timeout", merrors.Timeout("go.micro.client", "context deadline exceeded"), 408, "hello"},
+		{"no user instance", merrors.New("go.micro.client", "service user: no instance available", 503), 503, "hello"},
+		{"plain error", errors.New("something broke"), 500, "hello"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake.answer(failWith(tt.err))
+			_, err := hello.Greet(context.Background(), &hellopb.GreetRequest{UserId: "ada"})
+			e, ok := wrappers.Error(err)
+			if !ok || e.Code != tt.code || e.Id != tt.id {
+				t.Errorf("Greet: %v, want code %d from %q", err, tt.code, tt.id)
+			}
+			if calls := fake.Calls(); len(calls) != 1 {
+				t.Errorf("user service asked %d times, want once (no retry by hello's caller)", len(calls))
+			}
+		})
+	}
+}
+
+// startHello serves h as hello's main does, on loopback with a memory
+// registry, and returns a client of it.
+func startHello(t *testing.T, h *Handler) hellopb.HelloService {
+	t.Helper()
+	cfg := service.DefaultConfig("hello")
+	cfg.Registry.Name = "memory"
+	cfg.ServerAddress = "127.0.0.1:0"
+	cfg.Drain = 0
+	svc, err := service.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hellopb.RegisterHelloServiceHandler(svc.Server(), h); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	poll.Eventually(t, 5*time.Second, func() error {
+		if _, err := svc.Registry().GetService("hello"); err != nil {
+			return err
+		}
+		return nil
+	})
+	return hellopb.NewHelloService("hello", svc.Client())
 }

@@ -12,6 +12,7 @@ package stack
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -23,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/example/micro-starter/internal/poll"
 )
 
 // Proc is a process started here, its output in the file Log.
@@ -140,6 +143,40 @@ func (p *Proc) Signal(sig syscall.Signal) error {
 	return nil
 }
 
+// Pause stops the process without ending it (SIGSTOP), and returns once
+// every thread of it has stopped: a thread that is running when the signal
+// comes could otherwise still answer a request after Pause returned.
+func (p *Proc) Pause() error {
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	return poll.Until(5*time.Second, time.Millisecond, p.stopped)
+}
+
+// Resume lets a paused process go on (SIGCONT).
+func (p *Proc) Resume() error { return p.Signal(syscall.SIGCONT) }
+
+// stopped checks that every thread of the process is in state T (stopped),
+// as /proc/<pid>/task/<tid>/stat reports it.
+func (p *Proc) stopped() error {
+	stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", p.Cmd.Process.Pid))
+	if err != nil || len(stats) == 0 {
+		return poll.Final(fmt.Errorf("%s: no threads in /proc: %v", p.Name, err))
+	}
+	for _, stat := range stats {
+		b, err := os.ReadFile(stat)
+		if err != nil {
+			return err
+		}
+		// pid (comm) state ...: comm may hold spaces and parentheses.
+		fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(fields) == 0 || fields[0] != "T" {
+			return fmt.Errorf("%s: thread %s not stopped yet", p.Name, filepath.Base(filepath.Dir(stat)))
+		}
+	}
+	return nil
+}
+
 // Wait waits up to within for the process to exit and returns what
 // exec.Cmd.Wait returned (nil for status 0), or an error if it is still
 // running.
@@ -237,4 +274,12 @@ func MustFreePorts(tb testing.TB, n int) []int {
 func MustFreeAddr(tb testing.TB) string {
 	tb.Helper()
 	return "127.0.0.1:" + strconv.Itoa(MustFreePorts(tb, 1)[0])
+}
+
+// MustSignal is Signal for a test.
+func (p *Proc) MustSignal(tb testing.TB, sig syscall.Signal) {
+	tb.Helper()
+	if err := p.Signal(sig); err != nil {
+		tb.Fatal(err)
+	}
 }

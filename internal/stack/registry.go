@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -168,8 +167,8 @@ func (r *Registry) Restart() error {
 
 // Pause stops the server without ending it (SIGSTOP): connections stay open
 // and nothing answers. Resume lets it go on; Stop resumes it first.
-func (r *Registry) Pause() error  { return r.proc.Signal(syscall.SIGSTOP) }
-func (r *Registry) Resume() error { return r.proc.Signal(syscall.SIGCONT) }
+func (r *Registry) Pause() error  { return r.proc.Pause() }
+func (r *Registry) Resume() error { return r.proc.Resume() }
 
 // Stop ends the registry server.
 func (r *Registry) Stop() {

@@ -10,24 +10,24 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/example/micro-starter/internal/poll"
+	"github.com/example/micro-starter/internal/stack"
 )
 
 // registerTTL is the services' default --register_ttl.
 const registerTTL = 10 * time.Second
 
 func TestStackServesThroughRegistry(t *testing.T) {
-	forEachRegistry(t, func(t *testing.T, reg registryServer) {
-		s := mustStartStack(t, reg, 2)
+	forEachRegistry(t, func(t *testing.T, reg *stack.Registry) {
+		s := mustStartSystem(t, reg, 2)
 
 		for service, want := range map[string]int{"user": 2, "hello": 1, "gateway": 1} {
-			is := reg.Instances(t, service)
+			is := reg.MustInstances(t, service)
 			if len(is) != want {
 				t.Fatalf("registry lists %d %s instances, want %d: %v", len(is), service, want, is)
 			}
@@ -45,7 +45,7 @@ func TestStackServesThroughRegistry(t *testing.T) {
 				conn.Close()
 			}
 		}
-		userIDs := ids(reg.Instances(t, "user"))
+		userIDs := reg.MustIDs(t, "user")
 
 		if code := get(t, s.url+"/readyz", nil); code != http.StatusOK {
 			t.Errorf("GET /readyz: %d, want 200", code)
@@ -61,8 +61,8 @@ func TestStackServesThroughRegistry(t *testing.T) {
 		if want := "Hello, Ada Lovelace!"; hello.Message != want {
 			t.Errorf("message %q, want %q", hello.Message, want)
 		}
-		if hello.Instances["hello"] != s.hello.id || !slices.Contains(userIDs, hello.Instances["user"]) {
-			t.Errorf("answered by %v, want hello %s and one of users %v", hello.Instances, s.hello.id, userIDs)
+		if hello.Instances["hello"] != s.hello.ID || !slices.Contains(userIDs, hello.Instances["user"]) {
+			t.Errorf("answered by %v, want hello %s and one of users %v", hello.Instances, s.hello.ID, userIDs)
 		}
 
 		// Round robin should reach both instances within a few calls.
@@ -94,17 +94,17 @@ func TestStackServesThroughRegistry(t *testing.T) {
 }
 
 func TestGracefulStopLosesNoCall(t *testing.T) {
-	forEachRegistry(t, func(t *testing.T, reg registryServer) {
-		s := mustStartStack(t, reg, 2)
+	forEachRegistry(t, func(t *testing.T, reg *stack.Registry) {
+		s := mustStartSystem(t, reg, 2)
 		l := startLoad(t, s.url+"/hello?user_id=ada", 4)
 		l.waitForSuccesses(t, 50)
 
 		victim := s.users[0]
-		victim.signal(t, syscall.SIGTERM)
+		victim.MustSignal(t, syscall.SIGTERM)
 		// It deregisters at once, before draining.
 		poll.Eventually(t, 2*time.Second, goneFrom(t, reg, victim))
-		if err := victim.wait(t, 10*time.Second); err != nil {
-			t.Errorf("%s after SIGTERM: %v, want exit status 0", victim.name, err)
+		if err := victim.Wait(10 * time.Second); err != nil {
+			t.Errorf("%s after SIGTERM: %v, want exit status 0", victim.Name, err)
 		}
 		l.waitForSuccesses(t, 100) // the survivor serves alone
 
@@ -114,13 +114,13 @@ func TestGracefulStopLosesNoCall(t *testing.T) {
 }
 
 func TestCrashedInstanceLeavesRegistry(t *testing.T) {
-	forEachRegistry(t, func(t *testing.T, reg registryServer) {
-		s := mustStartStack(t, reg, 2)
+	forEachRegistry(t, func(t *testing.T, reg *stack.Registry) {
+		s := mustStartSystem(t, reg, 2)
 		l := startLoad(t, s.url+"/hello?user_id=ada", 4)
 		l.waitForSuccesses(t, 50)
 
 		victim := s.users[0]
-		victim.signal(t, syscall.SIGKILL)
+		victim.MustSignal(t, syscall.SIGKILL)
 		killed := time.Now()
 		// Nothing deregisters it: the registry drops it when its TTL runs
 		// out, at most one TTL after its last re-registration.
@@ -139,19 +139,21 @@ func TestCrashedInstanceLeavesRegistry(t *testing.T) {
 // outage still exits, and every instance is registered again once the
 // registry is back.
 func TestRegistryPausedLosesNoCall(t *testing.T) {
-	forEachRegistry(t, func(t *testing.T, reg registryServer) {
+	forEachRegistry(t, func(t *testing.T, reg *stack.Registry) {
 		const cacheTTL = time.Second
-		s := mustStartStack(t, reg, 2, "--registry_cache_ttl", cacheTTL.String())
+		s := mustStartSystem(t, reg, 2, "--registry_cache_ttl", cacheTTL.String())
 		leaving := mustStartService(t, reg, "user", "user-3")
 		l := startLoad(t, s.url+"/hello?user_id=ada", 4)
 		l.waitForSuccesses(t, 50)
 
-		registry := reg.Process()
-		registry.signal(t, syscall.SIGSTOP)
+		if err := reg.Pause(); err != nil {
+			t.Fatal(err)
+		}
 		paused := time.Now()
-		t.Cleanup(func() { registry.signal(t, syscall.SIGCONT) }) // so that it can be stopped
-		leaving.signal(t, syscall.SIGTERM)
-		if err := leaving.wait(t, 10*time.Second); err != nil {
+		// On failure, resume it before the services stop, so that they can deregister.
+		t.Cleanup(func() { _ = reg.Resume() })
+		leaving.MustSignal(t, syscall.SIGTERM)
+		if err := leaving.Wait(10 * time.Second); err != nil {
 			t.Errorf("user-3, stopped during the outage: %v, want exit status 0", err)
 		}
 		// The outage lasts past the register TTL, so that both registries
@@ -159,16 +161,18 @@ func TestRegistryPausedLosesNoCall(t *testing.T) {
 		for time.Since(paused) < registerTTL+2*time.Second {
 			l.waitForSuccesses(t, 50)
 		}
-		registry.signal(t, syscall.SIGCONT)
+		if err := reg.Resume(); err != nil {
+			t.Fatal(err)
+		}
 
 		// Each instance registers again within one register interval (5 s).
 		poll.Eventually(t, 5*time.Second+2*time.Second, func() error {
-			want := map[string][]*node{"user": s.users, "hello": {s.hello}, "gateway": {s.gateway}}
+			want := map[string][]*stack.Node{"user": s.users, "hello": {s.hello}, "gateway": {s.gateway}}
 			for service, nodes := range want {
-				listed := ids(reg.Instances(t, service))
+				listed := reg.MustIDs(t, service)
 				for _, n := range nodes {
-					if !slices.Contains(listed, n.id) {
-						return fmt.Errorf("%s (%s) not registered again", n.name, n.id)
+					if !slices.Contains(listed, n.ID) {
+						return fmt.Errorf("%s (%s) not registered again", n.Name, n.ID)
 					}
 				}
 			}
@@ -181,33 +185,49 @@ func TestRegistryPausedLosesNoCall(t *testing.T) {
 	})
 }
 
-// TestRegistryExpiresSilentInstances checks what removes an instance that
-// stops refreshing its registration: one TTL check that Consul runs (the
-// Consul plugin breaks when a second kind of check is added), or a lease of
-// the register TTL on the etcd key.
+// TestRegistryExpiresSilentInstances: an instance that stops refreshing its
+// registration (paused with SIGSTOP: alive, its connections open, nothing
+// deregisters it) leaves what the registry hands out within the register
+// TTL, and by expiry: Consul's one TTL check of it goes critical (the
+// Consul plugin breaks when a second kind of check is added); etcd's lease
+// of the register TTL on its key runs out.
 func TestRegistryExpiresSilentInstances(t *testing.T) {
-	forEachRegistry(t, func(t *testing.T, reg registryServer) {
-		u := mustStartService(t, reg, "user", "user")
-		switch r := reg.(type) {
-		case *consulServer:
-			if got := r.checks(t, u.id); !slices.Equal(got, []string{"ttl passing"}) {
-				t.Errorf("Consul checks of %s: %v, want one passing TTL check", u.id, got)
+	const registerInterval = 5 * time.Second // the services' default --register_interval
+	forEachRegistry(t, func(t *testing.T, reg *stack.Registry) {
+		u := mustStartService(t, reg, "user", "user", "--register_ttl", "60s", "--register_interval", "30s")
+		if false {
+			if got := etcdLeaseTTL(t, reg, "user", u.ID); got != registerTTL {
+				t.Fatalf("lease of %s: TTL %v, want %v", u.ID, got, registerTTL)
 			}
-		case *etcdServer:
-			if got := r.leaseTTL(t, "user", u.id); got != registerTTL {
-				t.Errorf("lease of %s: TTL %v, want %v", u.id, got, registerTTL)
+		}
+		u.MustSignal(t, syscall.SIGSTOP) // Stop, at cleanup, resumes it first
+		paused := time.Now()
+		if !slices.Contains(reg.MustIDs(t, "user"), u.ID) {
+			t.Fatalf("%s gone as soon as it was paused: removed, not expired", u.ID)
+		}
+		// Its last refresh was at most one interval before the pause.
+		poll.Eventually(t, registerTTL+2*time.Second, goneFrom(t, reg, u))
+		if took := time.Since(paused); took < registerTTL-registerInterval-time.Second {
+			t.Errorf("%s gone %v after the pause: sooner than its TTL (%v) can run out", u.ID, took.Round(time.Millisecond), registerTTL)
+		}
+		switch reg.Name {
+		case "consul":
+			if got := consulChecks(t, reg, u.ID); !slices.Equal(got, []string{"ttl critical"}) {
+				t.Errorf("Consul checks of %s: %v, want one critical TTL check", u.ID, got)
 			}
+		case "etcd":
+			// goneFrom read the keys: the lease took the key with it.
 		default:
-			t.Fatalf("no expiry check for registry %s", reg.Name())
+			t.Fatalf("no expiry check for registry %s", reg.Name)
 		}
 	})
 }
 
 // goneFrom checks that the registry no longer lists n.
-func goneFrom(tb testing.TB, reg registryServer, n *node) func() error {
+func goneFrom(tb testing.TB, reg *stack.Registry, n *stack.Node) func() error {
 	return func() error {
-		if slices.Contains(ids(reg.Instances(tb, "user")), n.id) {
-			return fmt.Errorf("%s (%s) still registered", n.name, n.id)
+		if slices.Contains(reg.MustIDs(tb, "user"), n.ID) {
+			return fmt.Errorf("%s (%s) still registered", n.Name, n.ID)
 		}
 		return nil
 	}
@@ -245,7 +265,7 @@ func TestBadRegistryFlagExits2(t *testing.T) {
 		}
 	})
 	t.Run("unreachable registry", func(t *testing.T) {
-		closed := "127.0.0.1:" + strconv.Itoa(freePort(t))
+		closed := stack.MustFreeAddr(t)
 		_, stderr, err := runUser(t, "--registry", "etcd", "--registry_address", closed,
 			"--registry_attempts", "2", "--registry_timeout", "300ms", "--server_address", "127.0.0.1:0")
 		if code := exitCode(t, err); code == 0 {
@@ -264,7 +284,7 @@ func runUser(tb testing.TB, args ...string) (stdout, stderr string, err error) {
 	defer cancel()
 	var out, errOut bytes.Buffer
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "user"), args...)
-	cmd.Env = hermeticEnv()
+	cmd.Env = stack.HermeticEnv()
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err = cmd.Run()
 	if ctx.Err() != nil {

@@ -1,13 +1,9 @@
 package integration
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -16,62 +12,30 @@ import (
 	"time"
 
 	"github.com/example/micro-starter/internal/poll"
+	"github.com/example/micro-starter/internal/stack"
 )
-
-// node is a running service instance and the id the registry knows it by.
-type node struct {
-	*process
-	id string
-}
 
 // mustStartService starts one instance of service against reg and returns
 // once the registry lists it.
-func mustStartService(tb testing.TB, reg registryServer, service, name string, args ...string) *node {
+func mustStartService(tb testing.TB, reg *stack.Registry, service, name string, args ...string) *stack.Node {
 	tb.Helper()
-	before := ids(reg.Instances(tb, service))
-	args = append([]string{
-		"--registry", reg.Name(), "--registry_address", reg.Address(),
-		"--server_address", "127.0.0.1:0",
-	}, args...)
-	p := mustStart(tb, name, filepath.Join(binDir, service), args...)
-	n := &node{process: p}
-	poll.Eventually(tb, 20*time.Second, func() error {
-		if p.exited() {
-			tb.Fatalf("%s exited at start: %v", name, p.err)
-		}
-		for _, id := range ids(reg.Instances(tb, service)) {
-			if !slices.Contains(before, id) {
-				n.id = id
-				return nil
-			}
-		}
-		return fmt.Errorf("%s: not registered as %s", name, service)
-	})
-	return n
+	return reg.MustStartNode(tb, name, service, filepath.Join(binDir, service), args...)
 }
 
-func ids(is []instance) []string {
-	var ids []string
-	for _, i := range is {
-		ids = append(ids, i.ID)
-	}
-	return ids
-}
-
-// stack is the whole system: user instances, one hello, one gateway.
-type stack struct {
-	users   []*node
-	hello   *node
-	gateway *node
+// system is the whole system: user instances, one hello, one gateway.
+type system struct {
+	users   []*stack.Node
+	hello   *stack.Node
+	gateway *stack.Node
 	url     string // the gateway's HTTP API
 }
 
-// mustStartStack starts the stack against reg, each service with args, and
-// returns once the gateway reports ready.
-func mustStartStack(tb testing.TB, reg registryServer, users int, args ...string) *stack {
+// mustStartSystem starts the system against reg, each service with args,
+// and returns once the gateway reports ready.
+func mustStartSystem(tb testing.TB, reg *stack.Registry, users int, args ...string) *system {
 	tb.Helper()
-	httpAddr := "127.0.0.1:" + strconv.Itoa(freePort(tb))
-	s := &stack{url: "http://" + httpAddr}
+	httpAddr := stack.MustFreeAddr(tb)
+	s := &system{url: "http://" + httpAddr}
 	// One at a time, so that each new registry entry belongs to the instance
 	// just started.
 	for i := range users {
@@ -82,8 +46,8 @@ func mustStartStack(tb testing.TB, reg registryServer, users int, args ...string
 	// Each instance drains for 2s on SIGTERM: stop them all at once rather
 	// than one after another. Runs before each process's own cleanup.
 	tb.Cleanup(func() {
-		for _, n := range append([]*node{s.gateway, s.hello}, s.users...) {
-			n.signal(tb, syscall.SIGTERM)
+		for _, n := range append([]*stack.Node{s.gateway, s.hello}, s.users...) {
+			n.MustSignal(tb, syscall.SIGTERM)
 		}
 	})
 	poll.Eventually(tb, 20*time.Second, func() error {
@@ -103,17 +67,7 @@ var httpClient = &http.Client{Timeout: 10 * time.Second}
 // the status code.
 func get(tb testing.TB, url string, v any) int {
 	tb.Helper()
-	rsp, err := httpClient.Get(url)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer rsp.Body.Close()
-	if v != nil {
-		if err := json.NewDecoder(rsp.Body).Decode(v); err != nil {
-			tb.Fatalf("GET %s: %d, decoding body: %v", url, rsp.StatusCode, err)
-		}
-	}
-	return rsp.StatusCode
+	return stack.MustGet(tb, httpClient, url, v)
 }
 
 // load is a steady stream of GET requests from a few clients, as a busy
@@ -151,7 +105,7 @@ func (l *load) run(url string) {
 		case <-tick.C:
 		}
 		start := time.Now()
-		if err := getOK(url); err != nil {
+		if err := stack.GetJSON(httpClient, url, nil); err != nil {
 			l.mu.Lock()
 			l.failures = append(l.failures, fmt.Sprintf("sent %s, failed after %v: %v",
 				start.Format("15:04:05.000"), time.Since(start).Round(time.Millisecond), err))
@@ -160,22 +114,6 @@ func (l *load) run(url string) {
 		}
 		l.ok.Add(1)
 	}
-}
-
-func getOK(url string) error {
-	rsp, err := httpClient.Get(url)
-	if err != nil {
-		return err
-	}
-	defer rsp.Body.Close()
-	body, err := io.ReadAll(rsp.Body)
-	if err != nil {
-		return err
-	}
-	if rsp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", rsp.Status, bytes.TrimSpace(body))
-	}
-	return nil
 }
 
 // waitForSuccesses returns once n more requests have succeeded.

@@ -1,12 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 
 	merrors "go-micro.dev/v4/errors"
 
@@ -39,6 +40,9 @@ func (a *API) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := newRequestID()
+		w.Header().Set(requestIDHeader, id)
+		r = r.WithContext(withRequestID(r.Context(), id))
 		// Matching twice (well under a microsecond) keeps ServeMux in charge
 		// of path values, which only its ServeHTTP sets.
 		if h, pattern := mux.Handler(r); pattern == "" {
@@ -97,7 +101,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
 	}
 	rsp, err := a.users.List(r.Context(), &userpb.ListRequest{Page: page, PageSize: size})
 	if err != nil {
-		a.writeError(w, r, err)
+		a.writeError(w, r, callFailed("user", err))
 		return
 	}
 	users := make([]userJSON, 0, len(rsp.Users))
@@ -108,9 +112,14 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
-	rsp, err := a.users.Get(r.Context(), &userpb.GetRequest{Id: r.PathValue("id")})
-	if err != nil {
+	id := r.PathValue("id")
+	if err := idField("id", id); err != nil {
 		a.writeError(w, r, err)
+		return
+	}
+	rsp, err := a.users.Get(r.Context(), &userpb.GetRequest{Id: id})
+	if err != nil {
+		a.writeError(w, r, callFailed("user", err))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"user": fromProto(rsp.User), "instance": rsp.Instance})
@@ -128,8 +137,17 @@ func (a *API) helloQuery(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) helloBody(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		a.writeError(w, r, bodyReadError(err))
+		return
+	}
+	if err := bodyForm(body); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
 	var req greetRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		a.writeError(w, r, badRequest("invalid JSON body: %v", err))
@@ -142,10 +160,22 @@ func (a *API) helloBody(w http.ResponseWriter, r *http.Request) {
 	a.greet(w, r, req)
 }
 
+// validate checks the form of each field, wherever it came from.
+func (req greetRequest) validate() error {
+	if err := idField("user_id", req.UserID); err != nil {
+		return err
+	}
+	return textField("name", req.Name)
+}
+
 func (a *API) greet(w http.ResponseWriter, r *http.Request, req greetRequest) {
+	if err := req.validate(); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
 	rsp, err := a.hello.Greet(r.Context(), &hellopb.GreetRequest{UserId: req.UserID, Name: req.Name})
 	if err != nil {
-		a.writeError(w, r, err)
+		a.writeError(w, r, callFailed("hello", err))
 		return
 	}
 	instances := map[string]string{"hello": rsp.Instance}
@@ -157,51 +187,91 @@ func (a *API) greet(w http.ResponseWriter, r *http.Request, req greetRequest) {
 
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := a.ready(r.Context()); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
+		if !errors.As(err, new(*notReady)) {
+			err = &notReady{reason: "not ready", err: err}
+		}
+		a.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-func queryInt(r *http.Request, name string) (int32, error) {
-	v := r.URL.Query().Get(name)
-	if v == "" {
-		return 0, nil
+// bodyReadError is a request body that could not be read: too large, or
+// cut (by the client, or by the server's read timeout). The read error
+// itself names the connection's addresses and stays out of the answer.
+func bodyReadError(err error) error {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return badRequest("invalid JSON body: longer than %d bytes", tooLarge.Limit)
 	}
-	n, err := strconv.ParseInt(v, 10, 32)
-	if err != nil {
-		return 0, badRequest("%s: %q is not a whole number", name, v)
-	}
-	return int32(n), nil
+	return badRequest("request body: not received in full")
 }
 
 func badRequest(format string, args ...any) error {
 	return merrors.BadRequest("gateway", format, args...)
 }
 
-// writeError is the one place where go-micro errors become HTTP statuses:
-// a caller's mistake keeps its 4xx code, a service with no instance or an
-// open circuit is a 503, a timeout a 504, and any other failure of a
-// service behind the gateway a 502.
+// callError is a failed call to a service behind the gateway.
+type callError struct {
+	service string // the name it is called by: "user", "hello"
+	err     error
+}
+
+func callFailed(service string, err error) error { return &callError{service: service, err: err} }
+
+func (e *callError) Error() string { return e.service + ": " + e.err.Error() }
+func (e *callError) Unwrap() error { return e.err }
+
+// notReady is why the gateway cannot serve calls now, in words fit for
+// anyone (reason), and what the registry said, for the log (err).
+type notReady struct {
+	reason string
+	err    error
+}
+
+func (e *notReady) Error() string {
+	if e.err == nil {
+		return e.reason
+	}
+	return e.reason + ": " + e.err.Error()
+}
+func (e *notReady) Unwrap() error { return e.err }
+
+// writeError is the one place where errors become HTTP answers: a caller's
+// mistake keeps its 4xx code and its message; a service with no instance
+// or an open circuit is a 503, a timeout a 504, and any other failure of a
+// service behind the gateway a 502. A 5xx answer says only what failed, in
+// general terms, and carries the request id of the log line that holds the
+// detail: the detail names addresses, ports and registry internals.
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, reason := http.StatusInternalServerError, "internal error"
-	if e, ok := wrappers.Error(err); ok {
-		reason = e.Detail
+	cause, what := err, "a service behind the gateway"
+	var call *callError
+	if errors.As(err, &call) {
+		cause, what = call.err, "the "+call.service+" service"
+	}
+	var nr *notReady
+	if errors.As(err, &nr) {
+		status, reason = http.StatusServiceUnavailable, nr.reason
+	} else if e, ok := wrappers.Error(cause); ok {
 		switch {
 		case e.Code == http.StatusRequestTimeout:
-			status = http.StatusGatewayTimeout
+			status, reason = http.StatusGatewayTimeout, what+" did not answer in time"
 		case e.Code >= 400 && e.Code < 500:
-			status = int(e.Code)
+			status, reason = int(e.Code), e.Detail
 		case e.Code == http.StatusServiceUnavailable:
-			status = http.StatusServiceUnavailable
+			status, reason = http.StatusServiceUnavailable, what+" is unavailable"
 		default:
-			status = http.StatusBadGateway
+			status, reason = http.StatusBadGateway, what+" failed"
 		}
 	}
+	body := map[string]any{"error": reason, "status": status}
 	if status >= 500 {
-		a.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+		id := requestID(r.Context())
+		body["request_id"] = id
+		a.log.Warn("request failed", "request_id", id, "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
-	writeJSON(w, status, map[string]any{"error": reason, "status": status})
+	writeJSON(w, status, body)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -10,13 +10,16 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 
 	"go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
+	"go-micro.dev/v4/metadata"
 
 	hellopb "github.com/example/micro-starter/services/hello/proto"
 	userpb "github.com/example/micro-starter/services/user/proto"
@@ -66,15 +69,24 @@ func (f *fakeUsers) Requests() []string {
 type fakeHello struct {
 	greet func(*hellopb.GreetRequest) (*hellopb.GreetResponse, error)
 
-	mu       sync.Mutex
-	requests []string
+	mu         sync.Mutex
+	requests   []string
+	requestIDs []string // the request id in each call's go-micro metadata
+}
+
+// metadataRequestID is the request id a service finds in the go-micro
+// metadata of a call.
+func metadataRequestID(ctx context.Context) string {
+	id, _ := metadata.Get(ctx, "X-Request-Id")
+	return id
 }
 
 var _ hellopb.HelloService = (*fakeHello)(nil)
 
-func (f *fakeHello) Greet(_ context.Context, in *hellopb.GreetRequest, _ ...client.CallOption) (*hellopb.GreetResponse, error) {
+func (f *fakeHello) Greet(ctx context.Context, in *hellopb.GreetRequest, _ ...client.CallOption) (*hellopb.GreetResponse, error) {
 	f.mu.Lock()
 	f.requests = append(f.requests, fmt.Sprintf("user_id=%q name=%q", in.UserId, in.Name))
+	f.requestIDs = append(f.requestIDs, metadataRequestID(ctx))
 	f.mu.Unlock()
 	if f.greet == nil {
 		return nil, errors.New("fakeHello: Greet not expected")
@@ -249,7 +261,7 @@ func TestAPI(t *testing.T) {
 			wantStatus: 400, wantBody: map[string]any{"error": `page: "2147483648" is not a whole number`},
 			wantUsers: []string{}},
 		{name: "list users, no instance", method: "GET", target: "/users", users: &fakeUsers{list: listFails(merrors.New("go.micro.client", "service user: no instance available", 503))},
-			wantStatus: 503, wantBody: map[string]any{"error": "service user: no instance available", "status": 503.0}},
+			wantStatus: 503, wantBody: map[string]any{"error": "the user service is unavailable", "status": 503.0}},
 
 		// GET /users/{id}
 		{name: "get user", method: "GET", target: "/users/ada", users: &fakeUsers{get: getAda},
@@ -265,13 +277,13 @@ func TestAPI(t *testing.T) {
 			wantStatus: 400, wantBody: map[string]any{"error": `id: "BAD!" is not a user id`, "status": 400.0},
 			wantUsers: []string{`Get(id="BAD!")`}},
 		{name: "user service unavailable", method: "GET", target: "/users/ada", users: &fakeUsers{get: getFails(merrors.New("go.micro.client", "service user: no instance available", 503))},
-			wantStatus: 503, wantBody: map[string]any{"status": 503.0}},
+			wantStatus: 503, wantBody: map[string]any{"error": "the user service is unavailable", "status": 503.0}},
 		{name: "user service timeout", method: "GET", target: "/users/ada", users: &fakeUsers{get: getFails(merrors.Timeout("go.micro.client", "call timeout"))},
-			wantStatus: 504, wantBody: map[string]any{"error": "call timeout", "status": 504.0}},
+			wantStatus: 504, wantBody: map[string]any{"error": "the user service did not answer in time", "status": 504.0}},
 		{name: "user service internal error", method: "GET", target: "/users/ada", users: &fakeUsers{get: getFails(merrors.InternalServerError("user.Get", "disk on fire"))},
-			wantStatus: 502, wantBody: map[string]any{"error": "disk on fire", "status": 502.0}},
+			wantStatus: 502, wantBody: map[string]any{"error": "the user service failed", "status": 502.0}},
 		{name: "user service connection error", method: "GET", target: "/users/ada", users: &fakeUsers{get: getFails(merrors.InternalServerError("go.micro.client", "connection error: refused"))},
-			wantStatus: 502, wantBody: map[string]any{"status": 502.0}},
+			wantStatus: 502, wantBody: map[string]any{"error": "the user service failed", "status": 502.0}},
 		{name: "plain error", method: "GET", target: "/users/ada", users: &fakeUsers{get: getFails(errors.New("secret internals"))},
 			wantStatus: 500, wantBody: map[string]any{"error": "internal error", "status": 500.0}},
 
@@ -312,9 +324,9 @@ func TestAPI(t *testing.T) {
 		{name: "post trailing brace", method: "POST", target: "/hello", body: `{"name":"Bob"}}`, hello: &fakeHello{greet: greet},
 			wantStatus: 400, wantBody: map[string]any{"error": "invalid JSON body: …"}, wantGreet: "-"},
 		{name: "post body over 1 MiB", method: "POST", target: "/hello", body: `{"name":"` + strings.Repeat("a", maxBodyBytes) + `"}`, hello: &fakeHello{greet: greet},
-			wantStatus: 400, wantBody: map[string]any{"error": "invalid JSON body: http: request body too large"}, wantGreet: "-"},
+			wantStatus: 400, wantBody: map[string]any{"error": "invalid JSON body: longer than 1048576 bytes"}, wantGreet: "-"},
 		{name: "post hello service down", method: "POST", target: "/hello", body: `{"name":"Bob"}`, hello: &fakeHello{greet: greetFails(merrors.New("go.micro.client", "service hello: no instance available", 503))},
-			wantStatus: 503, wantBody: map[string]any{"error": "service hello: no instance available"}},
+			wantStatus: 503, wantBody: map[string]any{"error": "the hello service is unavailable"}},
 
 		// health
 		{name: "healthz", method: "GET", target: "/healthz", wantStatus: 200, wantBody: map[string]any{"status": "ok"}},
@@ -330,7 +342,9 @@ func TestAPI(t *testing.T) {
 			if rec.Code != tt.wantStatus {
 				t.Errorf("%s %s: status %d, want %d; body %.200s", tt.method, tt.target, rec.Code, tt.wantStatus, rec.Body.String())
 			}
-			wantFields(t, jsonBody(t, rec), tt.wantBody)
+			answer := jsonBody(t, rec)
+			wantFields(t, answer, tt.wantBody)
+			checkRequestID(t, rec, answer, f.log.String())
 
 			if tt.wantUsers != nil {
 				if got := f.users.Requests(); fmt.Sprint(got) != fmt.Sprint(tt.wantUsers) {
@@ -399,16 +413,24 @@ func TestAPIUnknownPath(t *testing.T) {
 	}
 }
 
+// TestAPIReadyz: /readyz says why the gateway is not ready in general
+// terms; what the registry said is in the log line with the request id.
 func TestAPIReadyz(t *testing.T) {
+	const detail = `Get "http://127.0.0.1:8500/v1/health/service/user": dial tcp 127.0.0.1:8500: connect: connection refused`
 	tests := []struct {
 		name       string
 		ready      error
 		wantStatus int
 		wantBody   map[string]any
+		wantLog    string // in the log line of the request
 	}{
-		{"ready", nil, 200, map[string]any{"status": "ready"}},
-		{"not ready", errors.New("service hello: no instance registered"), 503,
-			map[string]any{"status": "not ready", "error": "service hello: no instance registered"}},
+		{"ready", nil, 200, map[string]any{"status": "ready"}, ""},
+		{"no instance", &notReady{reason: "no instance of hello"}, 503,
+			map[string]any{"error": "no instance of hello", "status": 503.0}, "no instance of hello"},
+		{"registry unreachable", &notReady{reason: "registry unreachable", err: errors.New(detail)}, 503,
+			map[string]any{"error": "registry unreachable", "status": 503.0}, "dial tcp 127.0.0.1:8500"},
+		{"any other error", errors.New(detail), 503,
+			map[string]any{"error": "not ready", "status": 503.0}, "dial tcp 127.0.0.1:8500"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -421,10 +443,217 @@ func TestAPIReadyz(t *testing.T) {
 			if rec.Code != tt.wantStatus {
 				t.Errorf("status %d, want %d", rec.Code, tt.wantStatus)
 			}
-			wantFields(t, jsonBody(t, rec), tt.wantBody)
+			body := jsonBody(t, rec)
+			wantFields(t, body, tt.wantBody)
 			if gotCtx == nil {
 				t.Error("ready was not called")
 			}
+			id := checkRequestID(t, rec, body, f.log.String())
+			if tt.ready == nil {
+				return
+			}
+			if strings.Contains(rec.Body.String(), "127.0.0.1") || strings.Contains(rec.Body.String(), "dial") {
+				t.Errorf("body %s has the registry's detail", rec.Body.String())
+			}
+			if line := logLine(f.log.String(), id); !strings.Contains(line, tt.wantLog) {
+				t.Errorf("log line of request %s = %q, want it to hold %q", id, line, tt.wantLog)
+			}
 		})
+	}
+}
+
+// requestIDPattern is what the gateway's request ids look like.
+var requestIDPattern = regexp.MustCompile(`^[0-9a-f]{16}$`)
+
+// checkRequestID checks that an answer carries its request id in the
+// X-Request-Id header and, if it is a 5xx, in the body and in a log line,
+// and returns the id.
+func checkRequestID(tb testing.TB, rec *httptest.ResponseRecorder, body map[string]any, log string) string {
+	tb.Helper()
+	id := rec.Header().Get("X-Request-Id")
+	if !requestIDPattern.MatchString(id) {
+		tb.Errorf("X-Request-Id = %q, want 16 hex digits", id)
+	}
+	bodyID, inBody := body["request_id"]
+	switch {
+	case rec.Code >= 500 && bodyID != id:
+		tb.Errorf("body request_id = %#v, want the header's %q", bodyID, id)
+	case rec.Code < 500 && inBody:
+		tb.Errorf("a %d answer has request_id %v, want none: a 4xx is not logged", rec.Code, bodyID)
+	}
+	if rec.Code >= 500 && logLine(log, id) == "" {
+		tb.Errorf("no log line with request_id=%s:\n%s", id, log)
+	}
+	return id
+}
+
+// logLine returns the line of log with request_id=id, or "".
+func logLine(log, id string) string {
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, " request_id="+id+" ") {
+			return line
+		}
+	}
+	return ""
+}
+
+// TestAPIRefusesMalformedInput: a value the RPC client could not encode
+// (not UTF-8) or an overlong one, in any field, from the path, the query or
+// the body, is a 400 naming the field, and no call is made: such a request
+// must never count against a service's circuit.
+func TestAPIRefusesMalformedInput(t *testing.T) {
+	long := func(n int) string { return strings.Repeat("a", n) }
+	tests := []struct {
+		name, method, target, body, wantError string
+	}{
+		{"path id not UTF-8", "GET", "/users/%ff", "", "id: not valid UTF-8"},
+		{"path id partly UTF-8", "GET", "/users/ada%ff", "", "id: not valid UTF-8"},
+		{"path id too long", "GET", "/users/" + long(maxIDBytes+1), "", "id: longer than 128 bytes"},
+		{"page not UTF-8", "GET", "/users?page=%ff", "", "page: not valid UTF-8"},
+		{"page_size not UTF-8", "GET", "/users?page_size=1%ff", "", "page_size: not valid UTF-8"},
+		{"page too long", "GET", "/users?page=" + strings.Repeat("0", 11) + "1", "", "page: longer than 11 bytes"},
+		{"page_size too long", "GET", "/users?page_size=" + long(10000), "", "page_size: longer than 11 bytes"},
+		{"query name not UTF-8", "GET", "/hello?name=%ff", "", "name: not valid UTF-8"},
+		{"query name, overlong encoding", "GET", "/hello?name=%c0%80", "", "name: not valid UTF-8"},
+		{"query name, surrogate", "GET", "/hello?name=%ed%a0%80", "", "name: not valid UTF-8"},
+		{"query name too long", "GET", "/hello?name=" + long(maxTextBytes+1), "", "name: longer than 400 bytes"},
+		{"query user_id not UTF-8", "GET", "/hello?user_id=%ff", "", "user_id: not valid UTF-8"},
+		{"query user_id too long", "GET", "/hello?user_id=" + long(maxIDBytes+1), "", "user_id: longer than 128 bytes"},
+		{"body name not UTF-8", "POST", "/hello", "{\"name\":\"Bob\xff\"}", "invalid JSON body: not valid UTF-8"},
+		{"body user_id not UTF-8", "POST", "/hello", "{\"user_id\":\"\xff\"}", "invalid JSON body: not valid UTF-8"},
+		{"body key not UTF-8", "POST", "/hello", "{\"name\":\"Bob\",\"\xff\":1}", "invalid JSON body: not valid UTF-8"},
+		{"body name too long", "POST", "/hello", `{"name":"` + long(maxTextBytes+1) + `"}`, "name: longer than 400 bytes"},
+		{"body user_id too long", "POST", "/hello", `{"user_id":"` + long(maxIDBytes+1) + `"}`, "user_id: longer than 128 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, &fakeUsers{list: listUsers, get: getAda}, &fakeHello{greet: greet}, nil)
+			var body io.Reader
+			if tt.method == "POST" {
+				body = strings.NewReader(tt.body)
+			}
+			rec := f.serve(t, tt.method, tt.target, body)
+			if rec.Code != http.StatusBadRequest {
+				t.Errorf("status %d, want 400; body %.200s", rec.Code, rec.Body.String())
+			}
+			wantFields(t, jsonBody(t, rec), map[string]any{"error": tt.wantError, "status": 400.0})
+			if calls := append(f.users.Requests(), f.hello.Requests()...); len(calls) != 0 {
+				t.Errorf("calls made: %.200q, want none", calls)
+			}
+		})
+	}
+}
+
+// TestAPIForwardsWithinBounds: the bounds of TestAPIRefusesMalformedInput
+// take nothing from the services: the longest value of each field is
+// forwarded as it came.
+func TestAPIForwardsWithinBounds(t *testing.T) {
+	id := strings.Repeat("a", maxIDBytes)
+	name := strings.Repeat("𝄞", 100) // 4 bytes each: the longest name hello takes
+	tests := []struct {
+		name, method, target, body string
+		wantUsers                  []string
+		wantGreet                  []string
+	}{
+		{"path id", "GET", "/users/" + id, "", []string{fmt.Sprintf("Get(id=%q)", id)}, nil},
+		{"page", "GET", "/users?page=-2147483648&page_size=00000000005", "", []string{"List(page=-2147483648 page_size=5)"}, nil},
+		{"query name", "GET", "/hello?name=" + url.QueryEscape(name), "", nil, []string{fmt.Sprintf("user_id=\"\" name=%q", name)}},
+		{"query user_id", "GET", "/hello?user_id=" + id, "", nil, []string{fmt.Sprintf("user_id=%q name=\"\"", id)}},
+		{"body name", "POST", "/hello", `{"name":"` + name + `"}`, nil, []string{fmt.Sprintf("user_id=\"\" name=%q", name)}},
+		{"body user_id", "POST", "/hello", `{"user_id":"` + id + `"}`, nil, []string{fmt.Sprintf("user_id=%q name=\"\"", id)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, &fakeUsers{list: listUsers, get: getAda}, &fakeHello{greet: greet}, nil)
+			var body io.Reader
+			if tt.method == "POST" {
+				body = strings.NewReader(tt.body)
+			}
+			rec := f.serve(t, tt.method, tt.target, body)
+			if rec.Code != http.StatusOK {
+				t.Errorf("status %d, want 200; body %.200s", rec.Code, rec.Body.String())
+			}
+			if got := f.users.Requests(); fmt.Sprint(got) != fmt.Sprint(tt.wantUsers) {
+				t.Errorf("user service requests %q, want %q", got, tt.wantUsers)
+			}
+			if got := f.hello.Requests(); fmt.Sprint(got) != fmt.Sprint(tt.wantGreet) {
+				t.Errorf("hello service requests %q, want %q", got, tt.wantGreet)
+			}
+		})
+	}
+}
+
+// TestAPIFailureHidesDetail: a 5xx answer says what failed in general
+// terms, never the addresses, ports or registry text of the error behind
+// it; that detail is in the log line with the answer's request id.
+func TestAPIFailureHidesDetail(t *testing.T) {
+	const detail = "dial tcp 127.0.0.1:42173: connect: connection refused"
+	refused := merrors.InternalServerError("go.micro.client", "connection error: "+detail)
+	tests := []struct {
+		name       string
+		target     string
+		users      *fakeUsers
+		hello      *fakeHello
+		wantStatus int
+		wantError  string
+	}{
+		{"get user, refused", "/users/ada", &fakeUsers{get: getFails(refused)}, nil, 502, "the user service failed"},
+		{"list users, refused as JSON text", "/users", &fakeUsers{list: listFails(errors.New(refused.Error()))}, nil, 502, "the user service failed"},
+		{"hello, refused", "/hello?name=Bob", nil, &fakeHello{greet: greetFails(refused)}, 502, "the hello service failed"},
+		{"hello, user's failure passed on", "/hello?user_id=ada", nil,
+			&fakeHello{greet: greetFails(merrors.InternalServerError("hello.Greet", "user.Get: "+detail))}, 502, "the hello service failed"},
+		{"hello, no instance", "/hello?name=Bob", nil,
+			&fakeHello{greet: greetFails(merrors.New("go.micro.client", "service hello: no instance in registry consul at 127.0.0.1:42173 ("+detail+")", 503))}, 503, "the hello service is unavailable"},
+		{"user, timeout", "/users/ada", &fakeUsers{get: getFails(merrors.Timeout("go.micro.client", "call timeout: "+detail))}, nil, 504, "the user service did not answer in time"},
+		{"user, not a go-micro error", "/users/ada", &fakeUsers{get: getFails(errors.New(detail))}, nil, 500, "internal error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, tt.users, tt.hello, nil)
+			rec := f.serve(t, "GET", tt.target, nil)
+			if rec.Code != tt.wantStatus {
+				t.Errorf("status %d, want %d", rec.Code, tt.wantStatus)
+			}
+			body := jsonBody(t, rec)
+			wantFields(t, body, map[string]any{"error": tt.wantError, "status": float64(tt.wantStatus)})
+			for _, internal := range []string{"127.0.0.1", "42173", "dial", "refused", "go.micro", "registry", "consul"} {
+				if strings.Contains(rec.Body.String(), internal) {
+					t.Errorf("body %s contains %q", rec.Body.String(), internal)
+				}
+			}
+			id := checkRequestID(t, rec, body, f.log.String())
+			if line := logLine(f.log.String(), id); !strings.Contains(line, "127.0.0.1:42173") {
+				t.Errorf("log line of request %s lacks the detail: %q", id, line)
+			}
+		})
+	}
+}
+
+// TestAPIRequestID: every answer has a request id of the gateway's own
+// making, and the calls made for the request carry it in their metadata.
+func TestAPIRequestID(t *testing.T) {
+	f := newFixture(t, nil, &fakeHello{greet: greet}, nil)
+	seen := map[string]bool{}
+	for i := range 3 {
+		req := httptest.NewRequest("GET", "/hello?name=Bob", nil)
+		// A client's own id is not taken: it goes to the log as is, and
+		// nothing makes it unique.
+		req.Header.Set("X-Request-Id", "chosen-by-the-client\nlevel=ERROR")
+		rec := httptest.NewRecorder()
+		f.api.Handler().ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("status %d, want 200", rec.Code)
+		}
+		id := checkRequestID(t, rec, jsonBody(t, rec), f.log.String())
+		if seen[id] {
+			t.Errorf("request id %s given twice", id)
+		}
+		seen[id] = true
+		f.hello.mu.Lock()
+		got := f.hello.requestIDs[i]
+		f.hello.mu.Unlock()
+		if got != id {
+			t.Errorf("hello got request id %q in the metadata, want the answer's %q", got, id)
+		}
 	}
 }

@@ -14,11 +14,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"go-micro.dev/v4/server"
 
-	"github.com/example/micro-starter/pkg/discovery"
 	"github.com/example/micro-starter/pkg/service"
 	hellopb "github.com/example/micro-starter/services/hello/proto"
 	userpb "github.com/example/micro-starter/services/user/proto"
@@ -26,7 +24,15 @@ import (
 
 type config struct {
 	service.Config
-	HTTPAddress string
+	HTTP httpConfig
+}
+
+// Validate reports settings that cannot work together.
+func (c config) Validate() error {
+	if err := c.Config.Validate(); err != nil {
+		return err
+	}
+	return c.HTTP.validate(c.Client.RequestTimeout)
 }
 
 func main() {
@@ -39,11 +45,12 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	cfg := config{Config: service.DefaultConfig("gateway"), HTTPAddress: ":8080"}
+	cfg := config{Config: service.DefaultConfig("gateway"), HTTP: defaultHTTPConfig()}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	cfg.Flags(fs)
-	fs.StringVar(&cfg.HTTPAddress, "http_address", cfg.HTTPAddress, "HTTP listen address (--health_probe checks /readyz here)")
-	if err := service.Parse(fs, args[1:], getenv, map[string]string{"http_address": "HTTP_ADDRESS"}); err != nil {
+	env := map[string]string{}
+	cfg.HTTP.flags(fs, env)
+	if err := service.Parse(fs, args[1:], getenv, env); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			service.Usage(fs, stdout)
 			return nil
@@ -51,7 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	if cfg.HealthProbe {
-		return service.ProbeHTTP(cfg.HTTPAddress, "/readyz")
+		return service.ProbeHTTP(cfg.HTTP.Address, "/readyz")
 	}
 	log := slog.New(slog.NewTextHandler(stdout, nil))
 
@@ -60,7 +67,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := cfg.Validate(); err != nil {
 		return &service.UsageError{Err: err}
 	}
-	ln, err := net.Listen("tcp", cfg.HTTPAddress)
+	ln, err := net.Listen("tcp", cfg.HTTP.Address)
 	if err != nil {
 		return fmt.Errorf("http listen: %w", err)
 	}
@@ -75,15 +82,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	api := &API{
 		users: userpb.NewUserService("user", svc.Client()),
 		hello: hellopb.NewHelloService("hello", svc.Client()),
-		ready: func(ctx context.Context) error {
-			if svc.Draining() {
-				return errors.New("shutting down")
-			}
-			return discovery.Ready(ctx, svc.Registry(), cfg.Registry.Timeout, "user", "hello")
-		},
-		log: log,
+		ready: readiness(svc.Registry(), cfg.Registry.Timeout, svc.Draining, "user", "hello"),
+		log:   log,
 	}
-	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := newHTTPServer(cfg.HTTP, api.Handler())
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -18,11 +18,19 @@ func TestRunUsageErrors(t *testing.T) {
 	// once its settings are checked.
 	servicetest.MustRejectUsage(t, run, []string{"gateway", "--http_address", "127.0.0.1:0"},
 		servicetest.UsageCase{Name: "users_file is not gateway's flag", Args: []string{"--users_file", "/nonexistent/users.json"}, Want: "users_file"},
+		// An answer must be able to wait for the body and then for a whole call.
+		servicetest.UsageCase{Name: "http write timeout below read plus request timeout", Args: []string{"--http_write_timeout", "12s"}, Want: "http write timeout 12s must be above"},
+		servicetest.UsageCase{Name: "client request timeout beyond the http write timeout", Args: []string{"--client_request_timeout", "15s"}, Want: "client request timeout 15s"},
+		servicetest.UsageCase{Name: "HTTP_WRITE_TIMEOUT from the environment", Env: map[string]string{"HTTP_WRITE_TIMEOUT": "1s"}, Want: "http write timeout 1s"},
+		servicetest.UsageCase{Name: "no read timeout", Args: []string{"--http_read_timeout", "0s"}, Want: "must be positive"},
+		servicetest.UsageCase{Name: "HTTP_IDLE_TIMEOUT not a duration", Env: map[string]string{"HTTP_IDLE_TIMEOUT": "long"}, Want: "HTTP_IDLE_TIMEOUT"},
+		servicetest.UsageCase{Name: "HTTP_READ_HEADER_TIMEOUT above the read timeout", Env: map[string]string{"HTTP_READ_HEADER_TIMEOUT": "11s"}, Want: "read header timeout 11s"},
 	)
 }
 
 func TestRunHelp(t *testing.T) {
-	servicetest.MustPrintHelp(t, run, "gateway", "-registry", "-server_address", "-http_address")
+	servicetest.MustPrintHelp(t, run, "gateway", "-registry", "-server_address", "-http_address",
+		"-http_read_header_timeout", "-http_read_timeout", "-http_write_timeout", "-http_idle_timeout")
 }
 
 // TestRunStartsAndStops starts the gateway on loopback, checks that its
@@ -41,7 +49,7 @@ func TestRunStartsAndStops(t *testing.T) {
 
 	wantGet(t, hc, base+"/healthz", http.StatusOK, `"status":"ok"`)
 	// Nothing else is registered in the gateway's own memory registry.
-	wantGet(t, hc, base+"/readyz", http.StatusServiceUnavailable, `no instance registered`)
+	wantGet(t, hc, base+"/readyz", http.StatusServiceUnavailable, `"error":"no instance of user"`)
 
 	r.MustStop(t)
 	if rsp, err := hc.Get(base + "/healthz"); err == nil {

@@ -152,8 +152,11 @@ test-e2e: images standins ## run the compose stack end to end with Consul and wi
 	CONSUL_IMAGE=$(STANDIN_CONSUL_IMAGE) ETCD_IMAGE=$(STANDIN_ETCD_IMAGE) \
 		go test -tags e2e -race -count=1 $(TEST_FLAGS) ./e2e/
 
+# bench/plain: the same services with plain go-micro, the comparison that
+# make chaos and make bench measure the starter against (not a product).
 .PHONY: chaos
-chaos: build tools ## run the resilience suite (bench/chaos) against Consul and etcd, write docs/resilience.md (~20 min)
+chaos: build tools ## run the resilience suite (bench/chaos) against Consul and etcd, write its part of docs/resilience.md (~20 min)
+	go build -o $(BIN)/plain/ ./bench/plain/...
 	go run ./bench/chaos -bin $(BIN) -out docs/resilience.md
 
 # Performance (issue #7; bench/perf, bench/load; figures in docs/performance.md).
@@ -168,13 +171,15 @@ $(BIN)/benchstat: tools/benchstat/go.mod
 
 .PHONY: bench
 bench: build tools $(BIN)/benchstat ## benchmarks and gateway load against Consul and etcd; raw results in bin/bench/ (~8 min)
+	go build -o $(BIN)/plain/ ./bench/plain/...
 	@mkdir -p $(BENCH_OUT) && rm -f $(BENCH_OUT)/go.txt
 	@echo "load average at start: $$(cat /proc/loadavg)"
 	for i in $$(seq $(BENCH_COUNT)); do \
 		PATH="$(BIN):$$PATH" go test -run='^$$' -bench=. -count=1 ./bench/perf/ ./pkg/wrappers/ | tee -a $(BENCH_OUT)/go.txt; \
 	done
 	$(BIN)/benchstat -filter '.name:Call' -col /client $(BENCH_OUT)/go.txt | tee $(BENCH_OUT)/benchstat.txt
-	$(BIN)/benchstat -filter '.name:Added' $(BENCH_OUT)/go.txt | tee -a $(BENCH_OUT)/benchstat.txt
+	@# Labelled, or benchstat heads the column with the file's path on this machine.
+	$(BIN)/benchstat -filter '.name:Added' runs=$(BENCH_OUT)/go.txt | tee -a $(BENCH_OUT)/benchstat.txt
 	$(BIN)/benchstat -filter '.name:Layers' -col /layers $(BENCH_OUT)/go.txt | tee -a $(BENCH_OUT)/benchstat.txt
 	$(BIN)/benchstat -filter '.name:Lookup' -col /from $(BENCH_OUT)/go.txt | tee -a $(BENCH_OUT)/benchstat.txt
 	PATH="$(BIN):$$PATH" go run ./bench/load -bin $(BIN) $(BENCH_LOAD_FLAGS) | tee $(BENCH_OUT)/load.md

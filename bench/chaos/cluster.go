@@ -17,7 +17,7 @@ import (
 type cluster struct {
 	dir, bin   string
 	reg        *stack.Registry
-	resilience string // on or off
+	plain      bool // run bench/plain's user (bin/plain/user), not the starter's
 	cacheTTL   time.Duration
 	users      []*stack.Proc
 	ids        []string      // registry node ids of users, same order
@@ -25,18 +25,18 @@ type cluster struct {
 	seq        int
 }
 
-func newCluster(dir, bin, reg, resilience string) (*cluster, error) {
+func newCluster(dir, bin, reg string, plain bool) (*cluster, error) {
 	r, err := stack.StartRegistry(dir, reg, bin)
 	if err != nil {
 		return nil, err
 	}
-	return &cluster{dir: dir, bin: bin, reg: r, resilience: resilience}, nil
+	return &cluster{dir: dir, bin: bin, reg: r, plain: plain}, nil
 }
 
 // serviceArgs are the flags every instance runs with.
 func (c *cluster) serviceArgs() []string {
-	args := []string{"--registry", c.reg.Name, "--registry_address", c.reg.Addr, "--server_address", "127.0.0.1:0", "--resilience", c.resilience}
-	if c.cacheTTL > 0 && c.resilience == "on" {
+	args := []string{"--registry", c.reg.Name, "--registry_address", c.reg.Addr, "--server_address", "127.0.0.1:0"}
+	if c.cacheTTL > 0 && !c.plain {
 		args = append(args, "--registry_cache_ttl", c.cacheTTL.String())
 	}
 	return args
@@ -49,10 +49,15 @@ func (c *cluster) startUser(sick bool) (*stack.Proc, string, time.Time, error) {
 	c.seq++
 	var p *stack.Proc
 	var err error
-	if sick {
+	switch {
+	case sick && c.plain:
+		p, err = stack.Start(c.dir, fmt.Sprintf("sick-%d", c.seq), filepath.Join(c.bin, "plain", "user"), append(c.serviceArgs(), "--fail")...)
+	case sick:
 		self, _ := os.Executable()
 		p, err = stack.Start(c.dir, fmt.Sprintf("sick-%d", c.seq), self, append([]string{"sick-user"}, c.serviceArgs()...)...)
-	} else {
+	case c.plain:
+		p, err = stack.Start(c.dir, fmt.Sprintf("user-%d", c.seq), filepath.Join(c.bin, "plain", "user"), c.serviceArgs()...)
+	default:
 		p, err = stack.Start(c.dir, fmt.Sprintf("user-%d", c.seq), filepath.Join(c.bin, "user"), c.serviceArgs()...)
 	}
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"go-micro.dev/v4/client"
 
+	"github.com/example/micro-starter/bench/plain"
 	"github.com/example/micro-starter/pkg/service"
 	"github.com/example/micro-starter/pkg/wrappers"
 	userpb "github.com/example/micro-starter/services/user/proto"
@@ -24,7 +25,7 @@ type result struct {
 }
 
 // load calls user.UserService.Get at a fixed rate through the client a
-// service would use (the starter's, or plain go-micro's).
+// service would use (the starter's, or bench/plain's).
 type load struct {
 	users  userpb.UserService
 	rate   int
@@ -36,10 +37,14 @@ type load struct {
 	ticker sync.WaitGroup
 }
 
+// newCaller is the client the load goes through: the starter's, or plain
+// go-micro's, as the instances of c run.
 func newCaller(c *cluster) (client.Client, error) {
+	if c.plain {
+		return plain.NewClient(c.reg.Name, c.reg.Addr)
+	}
 	cfg := service.DefaultConfig("chaos-load")
 	cfg.Registry.Name, cfg.Registry.Addresses = c.reg.Name, []string{c.reg.Addr}
-	cfg.Resilience = c.resilience == "on"
 	if c.cacheTTL > 0 {
 		cfg.Client.CacheTTL = c.cacheTTL
 	}

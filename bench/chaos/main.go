@@ -3,26 +3,27 @@
 // etcd and user instances as processes on 127.0.0.1, drives a steady load
 // through the client a service would use, runs each scenario of the table
 // in scenarios.go against each registry, for the starter as shipped and
-// for the same binaries with --resilience=off (plain go-micro defaults),
+// for bench/plain's user service (plain go-micro, built into bin/plain/),
 // and prints one table (report.go).
 //
+//	go build -o bin/plain/ ./bench/plain/...
 //	go run ./bench/chaos -bin bin -registry etcd -scenario T2 -phase 3s
 //
 // Every scenario starts from a fresh registry and two user instances (one
-// in T5). make chaos runs the whole set and writes docs/resilience.md.
+// in T5). make chaos runs the whole set and writes the region of
+// docs/resilience.md between its markers (readme.go).
 package main
 
 import (
 	"flag"
 	"fmt"
-	"github.com/afex/hystrix-go/hystrix"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
-	"go-micro.dev/v4/client"
+	"github.com/afex/hystrix-go/hystrix"
 )
 
 func main() {
@@ -36,16 +37,22 @@ func main() {
 	var (
 		registries = flag.String("registry", "consul,etcd", "registries to run against")
 		only       = flag.String("scenario", "all", "scenarios to run: all, or ids such as T1,T3a")
-		modes      = flag.String("mode", "shipped,plain", "shipped (the starter), plain (--resilience=off)")
+		modes      = flag.String("mode", "shipped,plain", "shipped (the starter), plain (bench/plain: go-micro's defaults)")
 		rate       = flag.Int("rate", 500, "calls per second")
 		phase      = flag.Duration("phase", 5*time.Second, "steady load before and after each event")
 		outage     = flag.Duration("outage", 60*time.Second, "how long the registry is away in T3")
 		cacheTTL   = flag.Duration("registry_cache_ttl", 0, "client cache TTL of the shipped services (0: their default, 1m)")
 		bin        = flag.String("bin", "bin", "directory with user, consul and etcd")
-		out        = flag.String("out", "", "also write the report, as markdown, to this file")
+		out        = flag.String("out", "", "also write the report into this markdown file, between its "+beginMarker+" and "+endMarker+" lines")
 	)
 	flag.Parse()
 	binDir, _ := filepath.Abs(*bin)
+	if slices.Contains(strings.Split(*modes, ","), "plain") {
+		if _, err := os.Stat(filepath.Join(binDir, "plain", "user")); err != nil {
+			fmt.Fprintf(os.Stderr, "mode plain needs bench/plain's binaries: go build -o %s/ ./bench/plain/...\n", filepath.Join(*bin, "plain"))
+			os.Exit(2)
+		}
+	}
 	start := time.Now()
 	var rows []row
 	for _, reg := range strings.Split(*registries, ",") {
@@ -65,7 +72,7 @@ func main() {
 	rep := report(rows, *rate, *phase, *outage, took)
 	fmt.Print(rep)
 	if *out != "" {
-		if err := os.WriteFile(*out, []byte(readmeSection(rows)+rep), 0o644); err != nil {
+		if err := writeRegion(*out, summary(rows)+"\n"+rep); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -83,8 +90,7 @@ func runOne(bin, reg, mode string, sc scenario, rate int, phase, outage, cacheTT
 		return r
 	}
 	defer os.RemoveAll(dir)
-	resilience := map[string]string{"shipped": "on", "plain": "off"}[mode]
-	c, err := newCluster(dir, bin, reg, resilience)
+	c, err := newCluster(dir, bin, reg, mode == "plain")
 	if err != nil {
 		r.err = err
 		return r
@@ -99,28 +105,16 @@ func runOne(bin, reg, mode string, sc scenario, rate int, phase, outage, cacheTT
 		}
 		c.users, c.ids = append(c.users, p), append(c.ids, id)
 	}
-	e := env{c: c, rate: rate, phase: phase, outage: outage, shipped: mode == "shipped",
+	caller, err := newCaller(c)
+	if err != nil {
+		r.err = fmt.Errorf("client: %w", err)
+		return r
+	}
+	e := env{c: c, caller: caller, rate: rate, phase: phase, outage: outage, shipped: mode == "shipped",
 		ttl: 10 * time.Second, every: 5 * time.Second}
 	if mode == "plain" {
-		e.ttl, e.every = 60*time.Second, 30*time.Second
+		e.ttl, e.every = 60*time.Second, 30*time.Second // as go-micro's service.Init sets them
 	}
 	r.err = sc.run(e, &r.outcome)
 	return r
-}
-
-var callers = map[*cluster]client.Client{}
-
-// mustCaller is the client the load goes through: the starter's, or plain
-// go-micro's, as the instances of c run.
-func mustCaller(c *cluster) client.Client {
-	if cl, ok := callers[c]; ok {
-		return cl
-	}
-	cl, err := newCaller(c)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "client:", err)
-		os.Exit(1)
-	}
-	callers[c] = cl
-	return cl
 }

@@ -1,52 +1,101 @@
 package main
 
-// readmeSection heads docs/resilience.md: the text proposed for the
-// README's "Resilience" section, then how the figures below were measured.
-func readmeSection(rows []row) string {
-	return `# Resilience
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+)
 
-## For the README: "Resilience"
+// The report goes between these lines of the -out file; everything outside
+// them is written by hand and kept as it is.
+const (
+	beginMarker = "<!-- chaos:begin: written by make chaos (bench/chaos); edits inside are lost -->"
+	endMarker   = "<!-- chaos:end -->"
+)
 
-With Consul or etcd, a call between two running services does not fail when another instance
-stops (SIGTERM), crashes (kill -9) or answers every call with a 500, nor while the registry is
-paused or restarted; ` + "`make chaos`" + ` measures this against real Consul and etcd processes and
-writes the figures to docs/resilience.md. What is guaranteed, per registry:
+// writeRegion puts region between the markers of the file at path, or
+// writes a new file holding only the markers and region.
+func writeRegion(path, region string) error {
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	doc, err := splice(string(old), region)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return os.WriteFile(path, []byte(doc), 0o644)
+}
 
-- rolling restart and kill -9 of one of two instances: no failed call; a crashed instance leaves
-  the registry within the register TTL (10 s);
-- registry away (paused or restarted): calls go on, from the last list the registry gave (a
-  lookup waits at most 1 s); every instance registers again within one register interval (5 s)
-  after the registry returns; an instance stopped during the outage exits in under 5 s;
-- an instance failing 3 calls in a row goes last in every caller's order for 10 s: one sick
-  instance of two fails a handful of calls, not half;
-- the circuit of an endpoint opens after about 20 failed calls (21-22 measured at 500 calls/s:
-  calls already in flight when it opens), rejects in well under 1 ms while open, never opens on
-  4xx, and closes after the callee recovers.
+// splice returns doc with the text between its markers replaced by region.
+// An empty doc gets the markers. A doc without both markers, once each and
+// in order, is an error: the program never overwrites text it did not write.
+func splice(doc, region string) (string, error) {
+	region = strings.TrimSuffix(region, "\n") + "\n"
+	if doc == "" {
+		return beginMarker + "\n" + region + endMarker + "\n", nil
+	}
+	nb, ne := strings.Count(doc, beginMarker), strings.Count(doc, endMarker)
+	if nb != 1 || ne != 1 {
+		return "", fmt.Errorf("want one %q line and one %q line, found %d and %d: add them where the report goes", beginMarker, endMarker, nb, ne)
+	}
+	before, rest, _ := strings.Cut(doc, beginMarker)
+	_, after, ok := strings.Cut(rest, endMarker)
+	if !ok {
+		return "", fmt.Errorf("%q comes before %q", endMarker, beginMarker)
+	}
+	return before + beginMarker + "\n" + region + endMarker + after, nil
+}
 
-` + "`--resilience=off`" + ` runs the same binaries with plain go-micro defaults, for comparison only.
-
-## How it is measured
-
-` + "`make chaos`" + ` runs ` + "`go run ./bench/chaos -out docs/resilience.md`" + `: for each registry and each
-scenario it starts a fresh Consul (` + "`agent -dev`" + `) or etcd (own data directory, kept across a restart),
-then the user instances as processes on 127.0.0.1, drives user.UserService.Get at a fixed rate
-through the client a service uses (pkg/service, so exactly the client chain the services run),
-causes the event, and counts every call. "plain" is the same binaries and client with
-` + "`--resilience=off`" + `: go-micro's gRPC client with its own selector, retry policy and timeouts, no
-breaker, the plugins' registration, Stop without drain, TTL 60 s / interval 30 s as service.Init
-sets them. Flags (` + "`go run ./bench/chaos -h`" + `) select registry, scenario, mode, rate, phase and outage
-length for a short run. The sick instance (T4, T5) is a stand-in registered as "user" whose
-handler always returns a 500 (` + "`bench/chaos/sick.go`" + `), not a hook in the real service.
-
-What was changed inside go-micro's behaviour, in our own packages (no fork):
-- pkg/discovery/stale.go: the client's lookups are bounded (1 s) and answered from the last good
-  list when the registry fails (go-micro's cache serves a stale list but never extends it);
-- pkg/discovery/etcd.go: registration with etcd goes through our own client (the plugin's
-  KeepAliveOnce(context.TODO()) blocks while etcd is away, and its client reconnects with gRPC's
-  default backoff of up to 120 s); lookups and watches stay the plugin's;
-- pkg/service/registry.go: each registration and deregistration is bounded (1 s), so one hung
-  call stops neither re-registration nor Stop; a stop whose deregistration fails skips the drain;
-- pkg/wrappers/outlier.go: passive outlier detection per instance.
-
-`
+// summary says, per scenario, which targets this run met and missed, from
+// the rows alone: a target is met when its row recorded no miss.
+func summary(rows []row) string {
+	var b strings.Builder
+	b.WriteString("## This run in short\n\n")
+	b.WriteString("Generated from the table below: a target is met when the row's measurement reached it.\n\n")
+	met, total := 0, 0
+	var missed []string
+	for _, r := range rows {
+		if r.mode != "shipped" {
+			continue
+		}
+		total++
+		if r.met() {
+			met++
+		} else {
+			missed = append(missed, fmt.Sprintf("%s %s (%s)", r.registry, r.sc.id, r.shortfall()))
+		}
+	}
+	if total > 0 {
+		fmt.Fprintf(&b, "The starter as shipped met %d of %d targets.", met, total)
+		if len(missed) > 0 {
+			fmt.Fprintf(&b, " Missed: %s.", strings.Join(missed, "; "))
+		}
+		b.WriteString("\n\n")
+	}
+	for _, sc := range scenarios {
+		var parts []string
+		for _, mode := range []string{"shipped", "plain"} {
+			var each []string
+			for _, r := range rows {
+				if r.sc.id != sc.id || r.mode != mode {
+					continue
+				}
+				if r.met() {
+					each = append(each, "met with "+r.registry)
+				} else {
+					each = append(each, fmt.Sprintf("**missed** with %s (%s)", r.registry, r.shortfall()))
+				}
+			}
+			if len(each) > 0 {
+				parts = append(parts, map[string]string{"shipped": "shipped", "plain": "plain go-micro"}[mode]+": "+strings.Join(each, ", "))
+			}
+		}
+		if len(parts) > 0 {
+			fmt.Fprintf(&b, "- %s %s, target %s. %s.\n", sc.id, sc.name, sc.target, strings.Join(parts, "; "))
+		}
+	}
+	return b.String()
 }

@@ -17,14 +17,25 @@ type row struct {
 	err error
 }
 
+// met reports whether the row reached its target: it ran and recorded no miss.
+func (r row) met() bool { return r.err == nil && len(r.failures) == 0 }
+
+// shortfall says why a row did not meet its target.
+func (r row) shortfall() string {
+	if r.err != nil {
+		return "error: " + r.err.Error()
+	}
+	return strings.Join(r.failures, "; ")
+}
+
 func (r row) verdict() string {
 	switch {
-	case r.err != nil:
-		return "error: " + r.err.Error()
-	case len(r.failures) > 0:
-		return "MISSED: " + strings.Join(r.failures, "; ")
-	default:
+	case r.met():
 		return "met"
+	case r.err != nil:
+		return r.shortfall()
+	default:
+		return "MISSED: " + r.shortfall()
 	}
 }
 

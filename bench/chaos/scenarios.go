@@ -7,7 +7,10 @@ import (
 	"syscall"
 	"time"
 
+	"go-micro.dev/v4/client"
+
 	"github.com/example/micro-starter/internal/poll"
+	"github.com/example/micro-starter/pkg/wrappers"
 )
 
 // outcome is what one scenario measured.
@@ -27,6 +30,7 @@ func (o *outcome) miss(format string, args ...any) {
 // env is what a scenario runs with.
 type env struct {
 	c       *cluster
+	caller  client.Client // the load's client, of the same build as c's instances
 	rate    int
 	phase   time.Duration // steady load between two events
 	outage  time.Duration
@@ -49,12 +53,12 @@ var scenarios = []scenario{
 	{"T3a", "registry paused (SIGSTOP)", "0 failed; re-registered within one interval; stop < 5 s", false, 2, registryOutage(false)},
 	{"T3b", "registry stopped and restarted", "0 failed; re-registered within one interval; stop < 5 s", false, 2, registryOutage(true)},
 	{"T4", "sick instance (500s)", "<= 1 % failed after the first second", true, 2, sickInstance},
-	{"T5", "breaker", "opens within 20 failures, never on 4xx; closes < 6 s after recovery", true, 1, breaker},
+	{"T5", "breaker", fmt.Sprintf("opens within %d failures, never on 4xx; closes < 6 s after recovery", breakerTarget), true, 1, breaker},
 	{"T6", "scale out", "first call < 500 ms after registering", false, 2, scaleOut},
 }
 
 func rollingRestart(e env, o *outcome) error {
-	l := startLoad(mustCaller(e.c), e.rate, "ada")
+	l := startLoad(e.caller, e.rate, "ada")
 	time.Sleep(e.phase)
 	for i := range 2 {
 		took, clean := e.c.users[i].Stop(30 * time.Second)
@@ -73,7 +77,7 @@ func rollingRestart(e env, o *outcome) error {
 }
 
 func crash(e env, o *outcome) error {
-	l := startLoad(mustCaller(e.c), e.rate, "ada")
+	l := startLoad(e.caller, e.rate, "ada")
 	time.Sleep(e.phase)
 	victim := e.c.ids[0]
 	e.c.users[0].Signal(syscall.SIGKILL)
@@ -106,7 +110,7 @@ func crash(e env, o *outcome) error {
 // to stop.
 func registryOutage(restart bool) func(e env, o *outcome) error {
 	return func(e env, o *outcome) error {
-		l := startLoad(mustCaller(e.c), e.rate, "ada")
+		l := startLoad(e.caller, e.rate, "ada")
 		time.Sleep(e.phase)
 		if restart {
 			e.c.reg.Stop()
@@ -157,7 +161,7 @@ func registryOutage(restart bool) func(e env, o *outcome) error {
 }
 
 func sickInstance(e env, o *outcome) error {
-	l := startLoad(mustCaller(e.c), e.rate, "ada")
+	l := startLoad(e.caller, e.rate, "ada")
 	start := time.Now()
 	time.Sleep(2 * e.phase)
 	all := l.stop()
@@ -173,11 +177,37 @@ func sickInstance(e env, o *outcome) error {
 	return nil
 }
 
+// breakerTarget bounds the failures before a circuit opens. hystrix-go opens
+// it at the first call after it has counted the volume threshold (16) of
+// failures; calls sent before that, still in flight, fail too. At 500
+// calls/s a failed call takes about 1 ms, so one or two are in flight: 20
+// leaves room for four (8 ms of calls), and the note of each run shows how
+// many there were.
+const breakerTarget = 20
+
+// openedAfter describes the failures before the circuit opened: the
+// volume threshold, the calls sent before the volume-th failure had
+// returned (in flight), and any sent later (hystrix counting late).
+func openedAfter(failures []result, volume int) string {
+	if len(failures) <= volume {
+		return fmt.Sprintf("opened after %d failures (volume %d)", len(failures), volume)
+	}
+	last := failures[volume-1]
+	returned := last.at.Add(last.latency)
+	inFlight := 0
+	for _, r := range failures[volume:] {
+		if r.at.Before(returned) {
+			inFlight++
+		}
+	}
+	return fmt.Sprintf("opened after %d failures (volume %d, %d in flight, %d sent later)", len(failures), volume, inFlight, len(failures)-volume-inFlight)
+}
+
 // breaker runs the sick stand-in alone, then replaces it with a healthy
 // instance; then it asks for an unknown user (404s) to check that 4xx never
 // open a circuit.
 func breaker(e env, o *outcome) error {
-	l := startLoad(mustCaller(e.c), e.rate, "ada")
+	l := startLoad(e.caller, e.rate, "ada")
 	time.Sleep(e.phase)
 	_, healthy, _, err := e.c.startUser(false)
 	if err != nil {
@@ -210,8 +240,8 @@ func breaker(e env, o *outcome) error {
 		}
 	}
 	if opened {
-		o.note("opened after %d failures", len(before))
-		if len(before) > 20 {
+		o.note("%s", openedAfter(before, wrappers.DefaultBreakerConfig().VolumeThreshold))
+		if len(before) > breakerTarget {
 			o.miss("opened after %d failures", len(before))
 		}
 		o.note("rejects in %v (p50)", percentile(open, 50))
@@ -235,7 +265,7 @@ func breaker(e env, o *outcome) error {
 		}
 	}
 	// 4xx: ask for a user nobody has, for longer than the breaker's window.
-	l4 := startLoad(mustCaller(e.c), e.rate, "nobody")
+	l4 := startLoad(e.caller, e.rate, "nobody")
 	time.Sleep(e.phase)
 	opened4 := 0
 	for _, r := range l4.stop() {
@@ -251,7 +281,7 @@ func breaker(e env, o *outcome) error {
 }
 
 func scaleOut(e env, o *outcome) error {
-	l := startLoad(mustCaller(e.c), e.rate, "ada")
+	l := startLoad(e.caller, e.rate, "ada")
 	time.Sleep(e.phase)
 	p, id, registered, err := e.c.startUser(false)
 	if err != nil {

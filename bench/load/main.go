@@ -5,7 +5,8 @@
 //
 //   - bare:  the same three hops as plain net/http processes with fixed
 //     addresses (this binary, `load hop`), the practical ceiling;
-//   - plain: our services with --resilience=off (go-micro's defaults);
+//   - plain: the same services written with plain go-micro (bench/plain,
+//     built into <bin>/plain/: go build -o bin/plain/ ./bench/plain/...);
 //   - ours:  our services as shipped (the wrapper chain).
 //
 // Each service stack is gateway, hello and two user instances with its own
@@ -50,7 +51,7 @@ func main() {
 		return
 	}
 	var o options
-	flag.StringVar(&o.bin, "bin", "bin", "directory with the user, hello and gateway binaries")
+	flag.StringVar(&o.bin, "bin", "bin", "directory with the user, hello and gateway binaries (bench/plain's in its plain/)")
 	flag.StringVar(&o.registries, "registries", "consul,etcd", "registries to measure with")
 	flag.StringVar(&o.stacks, "stacks", "bare,plain,ours", "stacks to measure at full speed")
 	flag.IntVar(&o.conns, "conns", 64, "concurrent keep-alive HTTP clients")
@@ -244,10 +245,17 @@ func startBare(dir string) (*svcStack, error) {
 }
 
 // startServices starts a registry server, two user instances, hello and
-// gateway; mode "plain" runs them with --resilience=off.
+// gateway: ours from bin, or (mode "plain") bench/plain's from bin/plain.
 func startServices(dir, bin, regName, mode string) (*svcStack, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
+	}
+	svcBin := bin
+	if mode == "plain" {
+		svcBin = filepath.Join(bin, "plain")
+		if _, err := os.Stat(filepath.Join(svcBin, "gateway")); err != nil {
+			return nil, fmt.Errorf("bench/plain's binaries: go build -o %s/ ./bench/plain/...: %w", svcBin, err)
+		}
 	}
 	reg, err := stack.StartRegistry(dir, regName, bin)
 	if err != nil {
@@ -255,9 +263,6 @@ func startServices(dir, bin, regName, mode string) (*svcStack, error) {
 	}
 	s := &svcStack{name: mode, reg: reg, dir: dir}
 	s.args = []string{"--registry", regName, "--registry_address", reg.Addr, "--server_address", "127.0.0.1:0"}
-	if mode == "plain" {
-		s.args = append(s.args, "--resilience", "off")
-	}
 	ports, err := stack.FreePorts(1)
 	if err != nil {
 		return s, err
@@ -269,7 +274,7 @@ func startServices(dir, bin, regName, mode string) (*svcStack, error) {
 		if p.svc == "gateway" {
 			args = append(slices.Clone(args), "--http_address", gw)
 		}
-		pr, err := stack.Start(dir, p.name, filepath.Join(bin, p.svc), args...)
+		pr, err := stack.Start(dir, p.name, filepath.Join(svcBin, p.svc), args...)
 		if err != nil {
 			return s, err
 		}

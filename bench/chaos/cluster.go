@@ -15,14 +15,14 @@ import (
 
 // cluster is a registry server and the user instances for one scenario.
 type cluster struct {
-	dir, bin   string
-	reg        *stack.Registry
-	plain      bool // run bench/plain's user (bin/plain/user), not the starter's
-	cacheTTL   time.Duration
-	users      []*stack.Proc
-	ids        []string      // registry node ids of users, same order
-	started    []*stack.Proc // every user process started, so that close stops them all
-	seq        int
+	dir, bin string
+	reg      *stack.Registry
+	plain    bool // run bench/plain's user (bin/plain/user), not the starter's
+	cacheTTL time.Duration
+	users    []*stack.Proc
+	ids      []string      // registry node ids of users, same order
+	started  []*stack.Proc // every user process started, so that close stops them all
+	seq      int
 }
 
 func newCluster(dir, bin, reg string, plain bool) (*cluster, error) {

@@ -7,8 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"regexp"
@@ -18,6 +16,7 @@ import (
 	"time"
 
 	"github.com/example/micro-starter/internal/poll"
+	"github.com/example/micro-starter/internal/stack"
 )
 
 // repoRoot holds docker-compose.yml and the Makefile.
@@ -33,27 +32,25 @@ func requireDocker(t *testing.T) {
 	}
 }
 
-// stack is the compose stack of one test, in a compose project of its own:
-// every container and network it makes carries the project's name.
-type stack struct {
-	project string
-	env     []string // docker-compose's environment: REGISTRY, ports, images
-	gateway string   // base URL of the gateway's API
-	consul  string   // host:port of Consul's HTTP API
-	etcd    string   // host:port of etcd's client API
+// composeStack is the compose stack of one test, in a compose project of
+// its own: every container and network it makes carries the project's name.
+type composeStack struct {
+	project  string
+	env      []string // docker-compose's environment: REGISTRY, ports, images
+	gateway  string   // base URL of the gateway's API
+	registry string   // host:port of the API of the registry the services use
 }
 
 // startStack starts docker-compose.yml with registry, on free loopback
 // ports, and returns once every container is healthy. The stack is removed
 // when the test ends, after its logs are printed if the test failed.
-func startStack(t *testing.T, registry string) *stack {
+func startStack(t *testing.T, registry string) *composeStack {
 	t.Helper()
-	ports := freePorts(t, 3)
-	s := &stack{
-		project: "microstarter-e2e-" + registry,
-		gateway: fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
-		consul:  fmt.Sprintf("127.0.0.1:%d", ports[1]),
-		etcd:    fmt.Sprintf("127.0.0.1:%d", ports[2]),
+	ports := stack.MustFreePorts(t, 3)
+	s := &composeStack{
+		project:  "microstarter-e2e-" + registry,
+		gateway:  fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
+		registry: fmt.Sprintf("127.0.0.1:%d", map[string]int{"consul": ports[1], "etcd": ports[2]}[registry]),
 	}
 	// CONSUL_IMAGE and ETCD_IMAGE come from the environment: make test-e2e
 	// sets them to the stand-ins it builds.
@@ -97,7 +94,7 @@ func startStack(t *testing.T, registry string) *stack {
 
 // requireLocalImages fails unless every image of the stack is on this
 // machine already: docker-compose would try to pull a missing one.
-func (s *stack) requireLocalImages(tb testing.TB) {
+func (s *composeStack) requireLocalImages(tb testing.TB) {
 	tb.Helper()
 	config := s.compose(tb, "config")
 	for _, m := range regexp.MustCompile(`(?m)^\s+image: (\S+)$`).FindAllStringSubmatch(config, -1) {
@@ -117,7 +114,7 @@ type container struct {
 }
 
 // containers lists the stack's containers of service, or all of them.
-func (s *stack) containers(tb testing.TB, service string) []container {
+func (s *composeStack) containers(tb testing.TB, service string) []container {
 	tb.Helper()
 	args := []string{"ps", "-aq"}
 	if service != "" {
@@ -163,14 +160,14 @@ func (s *stack) containers(tb testing.TB, service string) []container {
 
 // list runs `docker <args> --filter label=<the project>` and returns the
 // ids it prints: the project's containers (ps) or networks (network ls).
-func (s *stack) list(tb testing.TB, args ...string) []string {
+func (s *composeStack) list(tb testing.TB, args ...string) []string {
 	tb.Helper()
 	args = append(args, "--filter", "label=com.docker.compose.project="+s.project)
 	return strings.Fields(mustRun(tb, s.env, "docker", args...))
 }
 
 // compose runs docker-compose on the stack's project and returns its output.
-func (s *stack) compose(tb testing.TB, args ...string) string {
+func (s *composeStack) compose(tb testing.TB, args ...string) string {
 	tb.Helper()
 	out, err := s.run(args...)
 	if err != nil {
@@ -180,7 +177,7 @@ func (s *stack) compose(tb testing.TB, args ...string) string {
 }
 
 // run runs docker-compose without failing the test, for cleanup.
-func (s *stack) run(args ...string) (string, error) {
+func (s *composeStack) run(args ...string) (string, error) {
 	return command(s.env, "docker-compose", append([]string{"-p", s.project}, args...)...)
 }
 
@@ -209,33 +206,6 @@ func command(env []string, name string, args ...string) (string, error) {
 		return stdout.String() + stderr.String(), err
 	}
 	return stdout.String(), nil
-}
-
-// mustGetJSON gets url, which must answer 200, into v.
-func mustGetJSON(tb testing.TB, url string, v any) {
-	tb.Helper()
-	if err := getJSON(url, v); err != nil {
-		tb.Fatal(err)
-	}
-}
-
-func getJSON(url string, v any) error {
-	rsp, err := httpClient.Get(url)
-	if err != nil {
-		return err
-	}
-	defer rsp.Body.Close()
-	body, err := io.ReadAll(rsp.Body)
-	if err != nil {
-		return fmt.Errorf("GET %s: %w", url, err)
-	}
-	if rsp.StatusCode != 200 {
-		return fmt.Errorf("GET %s: %s: %s", url, rsp.Status, body)
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("GET %s: %w: %s", url, err, body)
-	}
-	return nil
 }
 
 // load sends GET url every 10 ms, for at most a minute, until stopped, and
@@ -272,7 +242,7 @@ func (l *load) run() {
 		case <-tick.C:
 		}
 		var rsp struct{ Instance string }
-		err := getJSON(l.url, &rsp)
+		err := stack.GetJSON(httpClient, l.url, &rsp)
 		if err == nil && rsp.Instance == "" {
 			err = fmt.Errorf("GET %s: no instance in the answer", l.url)
 		}
@@ -329,22 +299,6 @@ func eventually(tb testing.TB, within time.Duration, check func() error) {
 	if err := poll.Until(within, 250*time.Millisecond, check); err != nil {
 		tb.Fatalf("not within %v: %v", within, err)
 	}
-}
-
-// freePorts returns n distinct ports that were free on 127.0.0.1 a moment
-// ago, for the stack to publish its ports on.
-func freePorts(tb testing.TB, n int) []int {
-	tb.Helper()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		defer l.Close() // held until all are chosen: no port twice
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
 }
 
 func lastLine(b []byte) string {

@@ -10,20 +10,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/example/micro-starter/internal/stack"
 )
 
 func TestStack(t *testing.T) {
 	requireDocker(t)
-	for _, tc := range []struct {
-		registry string // REGISTRY for docker-compose.yml
-		api      func(testing.TB, *stack) registryAPI
-	}{
-		{"consul", newConsulAPI},
-		{"etcd", newEtcdAPI},
-	} {
-		t.Run(tc.registry, func(t *testing.T) {
-			s := startStack(t, tc.registry)
-			reg := tc.api(t, s)
+	for _, registry := range []string{"consul", "etcd"} { // REGISTRY for docker-compose.yml
+		t.Run(registry, func(t *testing.T) {
+			s := startStack(t, registry)
+			// The registry's own API, on its published port.
+			reg := stack.MustOpenAPI(t, registry, s.registry)
 
 			// The gateway's health check needs user and hello registered,
 			// so a healthy stack answers at once.
@@ -31,12 +28,12 @@ func TestStack(t *testing.T) {
 				Users    []struct{ ID string }
 				Instance string
 			}
-			mustGetJSON(t, s.gateway+"/users", &users)
+			stack.MustGetJSON(t, httpClient, s.gateway+"/users", &users)
 			if len(users.Users) == 0 || !strings.HasPrefix(users.Instance, "user-") {
 				t.Errorf("GET /users: %+v, want users and a user instance", users)
 			}
 			var hello struct{ Message string }
-			mustGetJSON(t, s.gateway+"/hello?user_id=ada", &hello)
+			stack.MustGetJSON(t, httpClient, s.gateway+"/hello?user_id=ada", &hello)
 			if want := "Hello, Ada Lovelace!"; hello.Message != want {
 				t.Errorf("GET /hello?user_id=ada: message %q, want %q", hello.Message, want)
 			}
@@ -45,31 +42,31 @@ func TestStack(t *testing.T) {
 			// instance under the address of its container.
 			eventually(t, 20*time.Second, func() error {
 				for service, want := range map[string]int{"user": 2, "hello": 1, "gateway": 1} {
-					if got := len(reg.Instances(t, service)); got != want {
-						return fmt.Errorf("%s lists %d instances of %s, want %d", tc.registry, got, service, want)
+					if got := len(reg.MustInstances(t, service)); got != want {
+						return fmt.Errorf("%s lists %d instances of %s, want %d", registry, got, service, want)
 					}
 				}
 				return nil
 			})
-			userIDs := reg.Instances(t, "user") // id -> address
+			registered := reg.MustInstances(t, "user")
 			containers := s.containers(t, "user")
-			byAddress := map[string]string{}
-			for id, addr := range userIDs {
-				byAddress[addr] = id
+			byAddress := map[string]string{} // host:port -> id
+			for _, i := range registered {
+				byAddress[i.Address] = i.ID
 			}
 			for _, c := range containers {
 				if _, ok := byAddress[c.IP+":9090"]; !ok {
-					t.Fatalf("%s: container %s (%s:9090) not among the registered addresses %v", tc.registry, c.Name, c.IP, userIDs)
+					t.Fatalf("%s: container %s (%s:9090) not among the registered addresses %v", registry, c.Name, c.IP, registered)
 				}
 			}
 
 			// Round robin: both user instances answer.
 			seen := map[string]bool{}
-			for i := 0; i < 20 && len(seen) < len(userIDs); i++ {
-				mustGetJSON(t, s.gateway+"/users", &users)
+			for i := 0; i < 20 && len(seen) < len(registered); i++ {
+				stack.MustGetJSON(t, httpClient, s.gateway+"/users", &users)
 				seen[users.Instance] = true
 			}
-			if got, want := slices.Sorted(maps.Keys(seen)), slices.Sorted(maps.Keys(userIDs)); !slices.Equal(got, want) {
+			if got, want := slices.Sorted(maps.Keys(seen)), slices.Sorted(maps.Values(byAddress)); !slices.Equal(got, want) {
 				t.Errorf("instances that answered %v, want the registered ones %v", got, want)
 			}
 
@@ -83,9 +80,9 @@ func TestStack(t *testing.T) {
 			// to each of their containers (SIGTERM, then SIGKILL after 20 s).
 			mustRun(t, s.env, "docker", "stop", "--time", "20", stopped.ID)
 			eventually(t, 20*time.Second, func() error {
-				ids := reg.Instances(t, "user")
-				if _, ok := ids[stoppedID]; ok || len(ids) != 1 {
-					return fmt.Errorf("%s still lists %s (%s) among %v", tc.registry, stoppedID, stopped.Name, slices.Collect(maps.Keys(ids)))
+				ids := reg.MustIDs(t, "user")
+				if slices.Contains(ids, stoppedID) || len(ids) != 1 {
+					return fmt.Errorf("%s still lists %s (%s) among %v", registry, stoppedID, stopped.Name, ids)
 				}
 				return nil
 			})

@@ -6,25 +6,40 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // probeTimeout bounds a health probe: a container health check must answer.
 const probeTimeout = 2 * time.Second
 
-// ProbeTCP checks that something accepts connections on the port of a
-// listen address such as ":9090", on this host. It is the health check of a
-// container image that has no shell or curl: the service's own binary with
-// --health_probe.
-func ProbeTCP(listenAddress string) error {
+// ProbeGRPC asks the standard gRPC health check of the instance listening
+// on the port of a listen address such as ":9090", on this host, and fails
+// unless it answers SERVING: registered and not draining (see Health). It is
+// the health check of a container image that has no shell or curl: the
+// service's own binary with --health_probe.
+func ProbeGRPC(listenAddress string) error {
 	addr, err := loopback(listenAddress)
 	if err != nil {
 		return err
 	}
-	conn, err := net.DialTimeout("tcp", addr, probeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	conn, err := grpc.DialContext(ctx, addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return fmt.Errorf("probe %s: %w", addr, err)
 	}
-	return conn.Close()
+	defer conn.Close()
+	rsp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", addr, err)
+	}
+	if rsp.Status != healthpb.HealthCheckResponse_SERVING {
+		return fmt.Errorf("probe %s: %s", addr, rsp.Status)
+	}
+	return nil
 }
 
 // ProbeHTTP checks that GET path on the port of listenAddress answers 200.

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go-micro.dev/v4/registry"
@@ -28,6 +29,8 @@ type drainingRegistry struct {
 	mu           sync.RWMutex // held for reading by each Register
 	draining     bool
 	deregistered bool
+
+	registered atomic.Bool // a registration has succeeded (Health)
 }
 
 func (r *drainingRegistry) Register(s *registry.Service, opts ...registry.RegisterOption) error {
@@ -36,7 +39,11 @@ func (r *drainingRegistry) Register(s *registry.Service, opts ...registry.Regist
 	if r.draining {
 		return nil
 	}
-	return discovery.Call(context.Background(), r.timeout, func() error { return r.Registry.Register(s, opts...) })
+	if err := discovery.Call(context.Background(), r.timeout, func() error { return r.Registry.Register(s, opts...) }); err != nil {
+		return err
+	}
+	r.registered.Store(true)
+	return nil
 }
 
 func (r *drainingRegistry) Deregister(s *registry.Service, opts ...registry.DeregisterOption) error {

@@ -30,6 +30,7 @@ type Service struct {
 	server   server.Server
 	client   client.Client
 	draining atomic.Bool
+	reg      *drainingRegistry // what the server registers through
 }
 
 // New builds the instance without contacting the registry; Run does that.
@@ -68,18 +69,22 @@ func newService(cfg Config, log *slog.Logger, reg registry.Registry, opts ...ser
 		return nil, &UsageError{err}
 	}
 	s.client = cl
+	s.reg = &drainingRegistry{Registry: reg, timeout: min(registryCallTimeout, cfg.ShutdownTimeout)}
 	s.server = grpcserver.NewServer(append([]server.Option{
 		server.Name(cfg.Name),
 		server.WithLogger(ml),
 		server.Address(cfg.ServerAddress),
 		server.Broker(broker.NewMemoryBroker()), // no pub/sub here: open no port for it
 		server.WrapHandler(ownErrors(cfg.Name)),
-		server.Registry(&drainingRegistry{Registry: reg, timeout: min(registryCallTimeout, cfg.ShutdownTimeout)}),
+		server.Registry(s.reg),
 		server.RegisterTTL(cfg.RegisterTTL),
 		server.RegisterInterval(cfg.RegisterInterval),
 		// Stop waits for handlers in flight. Only honoured here, in NewServer.
 		server.Wait(nil),
 	}, opts...)...)
+	if err := s.server.Handle(s.server.NewHandler(&Health{service: cfg.Name, healthy: s.Healthy})); err != nil {
+		return nil, fmt.Errorf("health handler: %w", err)
+	}
 	return s, nil
 }
 
@@ -97,6 +102,10 @@ func (s *Service) Instance() string { return s.cfg.Name + "-" + s.server.Options
 
 // Draining reports whether shutdown has begun.
 func (s *Service) Draining() bool { return s.draining.Load() }
+
+// Healthy reports whether the instance has registered and is not draining:
+// what the gRPC health check (Health) answers.
+func (s *Service) Healthy() bool { return s.reg.registered.Load() && !s.Draining() }
 
 // Run starts the server, registers it, and serves until ctx is done. Then it
 // deregisters, keeps serving for the drain period so that callers whose

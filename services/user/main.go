@@ -48,7 +48,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	if cfg.HealthProbe {
-		return service.ProbeTCP(cfg.ServerAddress)
+		return service.ProbeGRPC(cfg.ServerAddress)
 	}
 	log := slog.New(slog.NewTextHandler(stdout, nil))
 

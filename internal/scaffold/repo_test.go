@@ -1,25 +1,20 @@
 package scaffold
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/example/micro-starter/internal/poll"
+	"github.com/example/micro-starter/internal/stack"
 )
 
 // cmdTimeout bounds each go command the tests run; with the build cache
@@ -35,7 +30,7 @@ func TestNewAndRename(t *testing.T) {
 	if testing.Short() {
 		t.Skip("copies the repository, builds it and starts etcd")
 	}
-	etcdPath := lookPath(t, "etcd")
+	lookPath(t, "etcd")
 	lookPath(t, "protoc")
 	root := repoRoot(t)
 	dir := copyRepo(t, root)
@@ -63,8 +58,8 @@ func TestNewAndRename(t *testing.T) {
 	goCmd(t, dir, "build", "-o", bin+string(filepath.Separator), "./services/"+name, "./cmd/pingcheck")
 	t.Logf("new: built and tested in %v", time.Since(start).Round(time.Millisecond))
 
-	etcd := startEtcd(t, etcdPath)
-	startProcess(t, filepath.Join(bin, name), "--registry", "etcd", "--registry_address", etcd,
+	etcd := stack.MustStartRegistry(t, "etcd").Addr
+	stack.MustStart(t, name, filepath.Join(bin, name), "--registry", "etcd", "--registry_address", etcd,
 		"--server_address", "127.0.0.1:0", "--shutdown_drain", "0s")
 	var got struct {
 		Message, Instance string
@@ -292,83 +287,9 @@ func goCmd(tb testing.TB, dir string, args ...string) {
 
 // lookPath fails rather than skips on a missing tool, so that a broken
 // set-up never looks like a green run.
-func lookPath(tb testing.TB, name string) string {
+func lookPath(tb testing.TB, name string) {
 	tb.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
+	if _, err := exec.LookPath(name); err != nil {
 		tb.Fatalf("%s not on PATH: make test puts bin/ (make tools) on PATH; protoc: apt-get install -y protobuf-compiler", name)
 	}
-	return p
-}
-
-func freePort(tb testing.TB) int {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startProcess starts path with args and stops it (SIGTERM, then SIGKILL)
-// when the test ends, logging its output if the test failed.
-func startProcess(tb testing.TB, path string, args ...string) *exec.Cmd {
-	tb.Helper()
-	var out bytes.Buffer
-	cmd := exec.Command(path, args...)
-	cmd.Stdout = &syncWriter{w: bufio.NewWriter(&out)}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }() //nolint:errcheck // the exit of a process we stop
-	tb.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // may have exited
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill() //nolint:errcheck
-			<-done
-		}
-		if tb.Failed() {
-			cmd.Stdout.(*syncWriter).w.Flush()
-			tb.Logf("%s output:\n%s", filepath.Base(path), out.String())
-		}
-	})
-	return cmd
-}
-
-// syncWriter is a writer that exec's copying goroutine and cleanup share;
-// cleanup only reads after the process has exited.
-type syncWriter struct{ w *bufio.Writer }
-
-func (s *syncWriter) Write(p []byte) (int, error) { return s.w.Write(p) }
-
-// startEtcd starts a single-member etcd on free loopback ports with its
-// data in a temporary directory, and returns its client address.
-func startEtcd(tb testing.TB, path string) string {
-	tb.Helper()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(tb)))
-	peer := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(tb)))
-	client := "http://" + addr
-	startProcess(tb, path, "--name", "default", "--data-dir", tb.TempDir(),
-		"--listen-client-urls", client, "--advertise-client-urls", client,
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-		"--initial-cluster", "default="+peer)
-	hc := &http.Client{Timeout: 2 * time.Second}
-	poll.Eventually(tb, 30*time.Second, func() error {
-		rsp, err := hc.Get(client + "/health")
-		if err != nil {
-			return err
-		}
-		defer rsp.Body.Close()
-		body, _ := io.ReadAll(rsp.Body)
-		if !bytes.Contains(body, []byte(`"health":"true"`)) {
-			return fmt.Errorf("etcd not healthy yet: %s", body)
-		}
-		return nil
-	})
-	return addr
 }

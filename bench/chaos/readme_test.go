@@ -128,3 +128,14 @@ func scenarioByID(t *testing.T, id string) scenario {
 	t.Fatalf("no scenario %s", id)
 	return scenario{}
 }
+
+// make chaos writes into docs/resilience.md: it must have one region.
+func TestResilienceDocHasOneRegion(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/resilience.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := splice(string(doc), "table"); err != nil {
+		t.Fatal(err)
+	}
+}

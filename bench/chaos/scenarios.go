@@ -95,7 +95,7 @@ func crash(e env, o *outcome) error {
 	} else {
 		o.note("gone from registry after %.1f s (TTL %v)", gone.Seconds(), e.ttl)
 		if gone > e.ttl+time.Second {
-			o.miss("gone after %v, TTL %v", gone, e.ttl)
+			o.miss("gone after %v, TTL %v", gone.Round(100*time.Millisecond), e.ttl)
 		}
 	}
 	time.Sleep(e.phase)
@@ -125,7 +125,7 @@ func registryOutage(restart bool) func(e env, o *outcome) error {
 			o.note("stop during outage: still running after %v, killed", took.Round(time.Second))
 		}
 		if !clean || took >= 5*time.Second {
-			o.miss("stop during the outage took %v", took)
+			o.miss("stop during the outage took %v", took.Round(100*time.Millisecond))
 		}
 		time.Sleep(e.outage / 2)
 		if restart {
@@ -150,7 +150,7 @@ func registryOutage(restart bool) func(e env, o *outcome) error {
 		} else {
 			o.note("registered %.1f s after return", again.Seconds())
 			if again > e.every {
-				o.miss("registered again after %v, interval %v", again, e.every)
+				o.miss("registered again after %v, interval %v", again.Round(100*time.Millisecond), e.every)
 			}
 		}
 		time.Sleep(e.phase)
@@ -261,7 +261,7 @@ func breaker(e env, o *outcome) error {
 	} else {
 		o.note("first success %.1f s after recovery", firstOK.Sub(recovered).Seconds())
 		if firstOK.Sub(recovered) > 6*time.Second {
-			o.miss("closed after %v", firstOK.Sub(recovered))
+			o.miss("closed after %v", firstOK.Sub(recovered).Round(100*time.Millisecond))
 		}
 	}
 	// 4xx: ask for a user nobody has, for longer than the breaker's window.

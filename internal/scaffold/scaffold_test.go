@@ -154,7 +154,7 @@ func TestRender(t *testing.T) {
 		}
 	}
 	main := string(files["services/order-items/main.go"])
-	for _, want := range []string{`service.DefaultConfig("order-items")`, "orderitemspb.RegisterOrderItemsServiceHandler(", `"example.com/m/pkg/service"`} {
+	for _, want := range []string{`service.Setup{Name: "order-items"}`, "orderitemspb.RegisterOrderItemsServiceHandler(", `"example.com/m/pkg/service"`} {
 		if !strings.Contains(main, want) {
 			t.Errorf("main.go lacks %q", want)
 		}

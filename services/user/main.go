@@ -5,14 +5,10 @@ import (
 	"bytes"
 	"context"
 	_ "embed"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/example/micro-starter/pkg/service"
 	userpb "github.com/example/micro-starter/services/user/proto"
@@ -21,42 +17,25 @@ import (
 //go:embed users.json
 var defaultUsers []byte
 
-type config struct {
-	service.Config
-	UsersFile string // empty: the users.json built into the binary
-}
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args, os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintf(os.Stderr, "user: %v\n", err)
-		os.Exit(service.ExitCode(err))
-	}
-}
+func main() { service.Main("user", run) }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	cfg := config{Config: service.DefaultConfig("user")}
-	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
-	cfg.Flags(fs)
-	fs.StringVar(&cfg.UsersFile, "users_file", "", "JSON file of users (default: the built-in demo users)")
-	if err := service.Parse(fs, args[1:], getenv, nil); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			service.Usage(fs, stdout)
-			return nil
-		}
+	var usersFile string // empty: the users.json built into the binary
+	cfg, log, done, err := service.Setup{
+		Name: "user",
+		Flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&usersFile, "users_file", "", "JSON file of users (default: the built-in demo users)")
+		},
+	}.Parse(args, getenv, stdout)
+	if done {
 		return err
 	}
-	if cfg.HealthProbe {
-		return service.ProbeGRPC(cfg.ServerAddress)
-	}
-	log := slog.New(slog.NewTextHandler(stdout, nil))
 
-	dir, err := loadDirectory(cfg.UsersFile)
+	dir, err := loadDirectory(usersFile)
 	if err != nil {
 		return err
 	}
-	svc, err := service.New(cfg.Config, log)
+	svc, err := service.New(cfg, log)
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,10 @@ func TestRunHelp(t *testing.T) {
 	servicetest.MustPrintHelp(t, run, "user", "-registry", "-server_address", "-users_file")
 }
 
+func TestRunHealthProbe(t *testing.T) {
+	servicetest.MustProbe(t, run, "user")
+}
+
 func TestRunStartsAndStops(t *testing.T) {
 	r := servicetest.Start(t, run, []string{"user", "--registry", "memory", "--server_address", "127.0.0.1:0", "--shutdown_drain", "0s"}, nil)
 	r.MustServe(t)

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -154,6 +155,37 @@ func MustPrintHelp(t *testing.T, run Run, name string, flags ...string) {
 			}
 		})
 	}
+}
+
+// MustProbe checks --health_probe as a container health check runs it
+// (the address from MICRO_SERVER_ADDRESS): it passes against a registered
+// instance of run (memory registry) and fails once that instance stopped.
+func MustProbe(t *testing.T, run Run, name string) {
+	t.Helper()
+	addr := freeAddress(t)
+	r := Start(t, run, []string{name, "--registry", "memory", "--server_address", addr, "--shutdown_drain", "0s"}, nil)
+	r.MustServe(t) // registered: the memory registry registers before serving is logged
+	probe := func() error {
+		return Start(t, run, []string{name, "--health_probe"}, map[string]string{"MICRO_SERVER_ADDRESS": addr}).Wait(t)
+	}
+	if err := probe(); err != nil {
+		t.Fatalf("--health_probe against a serving instance: %v", err)
+	}
+	r.MustStop(t)
+	if err := probe(); err == nil {
+		t.Fatal("--health_probe passed with no instance")
+	}
+}
+
+// freeAddress is a 127.0.0.1 address whose port was free a moment ago.
+func freeAddress(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // Output is run's stdout: it keeps what was written and notes when the

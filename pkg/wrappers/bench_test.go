@@ -6,14 +6,28 @@ import (
 	"testing"
 	"time"
 
+	grpcclient "github.com/go-micro/plugins/v4/client/grpc"
+	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/client"
 	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/selector"
 )
+
+// plainClient is go-micro's gRPC client with go-micro's defaults: its
+// selector (random per attempt, 1-minute cache), retry policy (timeouts
+// only), retries and timeouts; no breaker. The benchmarks' baseline only.
+func plainClient(reg registry.Registry) client.Client {
+	return grpcclient.NewClient(
+		client.Registry(reg),
+		client.Selector(selector.NewSelector(selector.Registry(reg))),
+		client.Broker(broker.NewMemoryBroker()),
+	)
+}
 
 // BenchmarkLayers adds the layers of NewClient one at a time, innermost
 // first, so that each step's cost shows on its own (docs/performance.md):
 //
-//	go-micro  NewPlainClient: go-micro's defaults, no wrapper
+//	go-micro  plainClient: go-micro's defaults, no wrapper
 //	retries   newBase: cached selector, fail-over retries, attempt timeouts, outlier records
 //	balance   + LoadBalance (per-call instance order)
 //	breaker   + Breaker (hystrix)
@@ -34,7 +48,7 @@ func BenchmarkLayers(b *testing.B) {
 		name   string
 		client client.Client
 	}{
-		{"go-micro", NewPlainClient(reg)},
+		{"go-micro", plainClient(reg)},
 		{"retries", base},
 		{"balance", chain(base, LoadBalance(c.Strategy, outliers))},
 		{"breaker", chain(base, Breaker(c.Breaker, c.RequestTimeout), LoadBalance(c.Strategy, outliers))},

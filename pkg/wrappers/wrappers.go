@@ -124,18 +124,6 @@ func cacheTTL(d time.Duration) selector.Option {
 	}
 }
 
-// NewPlainClient is go-micro's gRPC client with go-micro's defaults: its
-// selector (random per attempt, 1-minute cache), retry policy (timeouts
-// only), retries and timeouts; no breaker. For comparison only
-// (--resilience=off in bench/chaos).
-func NewPlainClient(reg registry.Registry, extra ...client.Option) client.Client {
-	return grpcclient.NewClient(append([]client.Option{
-		client.Registry(reg),
-		client.Selector(selector.NewSelector(selector.Registry(reg))),
-		client.Broker(broker.NewMemoryBroker()),
-	}, extra...)...)
-}
-
 // chain applies wrappers so that the first one listed is the outermost.
 func chain(c client.Client, ws ...client.Wrapper) client.Client {
 	for i := len(ws) - 1; i >= 0; i-- {

@@ -190,13 +190,22 @@ bench-smoke: tools ## run every benchmark once (-benchtime=1x) so they cannot ro
 	PATH="$(BIN):$$PATH" go test -count=1 -run='^$$' -bench=. -benchtime=1x $(TEST_FLAGS) ./bench/perf/ ./pkg/wrappers/
 
 # Scaffolding (internal/scaffold; docs/scaffold.md): both check their
-# argument before writing anything, and never overwrite.
+# argument before writing anything, and never overwrite. The argument
+# reaches the program as it was typed, so that name="x'; rm -rf ~; '" is a
+# name to refuse, not a command to run: $(value) takes it unexpanded into
+# the environment, where the shell expands "$$SCAFFOLD_ARG" without parsing
+# it; and make would expand name and module (running a $(shell ...) in
+# them) to export them to every recipe, as it does variables set on its
+# command line, so they are not exported.
+unexport name module
 .PHONY: new
+new: export SCAFFOLD_ARG = $(value name)
 new: protoc $(BIN)/protoc-gen-go $(BIN)/protoc-gen-micro ## add a service: make new name=orders
-	@test -n "$(name)" || { echo "usage: make new name=<service> (a lowercase letter, then lowercase letters, digits or -)"; exit 2; }
-	go build -o $(BIN)/scaffold ./cmd/scaffold && $(BIN)/scaffold new '$(name)'
+	@test -n "$$SCAFFOLD_ARG" || { echo "usage: make new name=<service> (a lowercase letter, then lowercase letters, digits or -)"; exit 2; }
+	go build -o $(BIN)/scaffold ./cmd/scaffold && $(BIN)/scaffold new "$$SCAFFOLD_ARG"
 
 .PHONY: rename
+rename: export SCAFFOLD_ARG = $(value module)
 rename: protoc $(BIN)/protoc-gen-go $(BIN)/protoc-gen-micro ## rewrite the module path: make rename module=github.com/acme/shop
-	@test -n "$(module)" || { echo "usage: make rename module=<module path, e.g. github.com/acme/shop>"; exit 2; }
-	go build -o $(BIN)/scaffold ./cmd/scaffold && $(BIN)/scaffold rename '$(module)'
+	@test -n "$$SCAFFOLD_ARG" || { echo "usage: make rename module=<module path, e.g. github.com/acme/shop>"; exit 2; }
+	go build -o $(BIN)/scaffold ./cmd/scaffold && $(BIN)/scaffold rename "$$SCAFFOLD_ARG"

@@ -42,11 +42,20 @@ func UsageErrorf(format string, args ...any) error {
 
 func usageErrorf(format string, args ...any) error { return UsageErrorf(format, args...) }
 
-// reserved are names a service cannot take although no services/<name>
-// exists: the registries' compose services, and what else `make build`
-// and the tools put in bin/, where a service binary of that name would
-// overwrite them.
-var reserved = []string{"consul", "etcd", "etcdctl", "protoc-gen-go", "protoc-gen-micro", "linux", "standin", "bench", "scaffold"}
+// Names a service cannot take although no services/<name> exists. The
+// Makefile builds the services into bin/, next to its tools; a service
+// binary named like one of these would overwrite it, or run in its place.
+var (
+	// binTools are what the Makefile puts in bin/ besides the services:
+	// tools, and directories where bin/<name> could not be built.
+	// TestBinToolsMatchMakefile keeps this list and the Makefile in step.
+	binTools = []string{"bench", "benchstat", "consul", "etcd", "etcdctl", "linux", "plain",
+		"protoc-gen-go", "protoc-gen-micro", "scaffold", "standin"}
+	// pathCommands run with bin/ first on PATH: what the Makefile runs so
+	// (PATH="$(BIN):$$PATH" go ...; protoc), and what the go command itself
+	// runs (git for version stamps, the C compiler for -race).
+	pathCommands = []string{"go", "protoc", "git", "gcc", "cc"}
+)
 
 const maxNameLen = 40
 
@@ -54,7 +63,8 @@ var nameRE = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 
 // CheckName reports whether name can be a new service's name on its own:
 // a lowercase letter, then lowercase letters, digits or single '-', not
-// ending in '-'. New also checks that it is not taken.
+// ending in '-', and not the name of a tool in bin/ or a command run with
+// bin/ first on PATH. New also checks that it is not taken.
 func CheckName(name string) error {
 	switch {
 	case name == "":
@@ -65,8 +75,10 @@ func CheckName(name string) error {
 		return usageErrorf("service name %q: '-' only between letters or digits", name)
 	case len(name) > maxNameLen:
 		return usageErrorf("service name %q: longer than %d characters", name, maxNameLen)
-	case slices.Contains(reserved, name):
-		return usageErrorf("service name %q is reserved (it would clash with the registries or a tool in bin/)", name)
+	case slices.Contains(binTools, name):
+		return usageErrorf("service name %q is reserved: the Makefile puts a tool or directory at bin/%s", name, name)
+	case slices.Contains(pathCommands, name):
+		return usageErrorf("service name %q is reserved: bin/%s would run in place of the %s command where bin/ is first on PATH (make test, make proto)", name, name, name)
 	}
 	return nil
 }
@@ -76,16 +88,20 @@ func CheckName(name string) error {
 type names struct {
 	Name     string // order-items: registry name, directory, binary, compose service
 	Pascal   string // OrderItems
-	Service  string // OrderItemsService: the protobuf service
+	Service  string // OrderItemsService: the protobuf service, and its Go name
 	ProtoPkg string // order_items: the protobuf package
 	GoPkg    string // orderitemspb: the generated Go package
 	Module   string // the module path, from go.mod
 }
 
+// newNames derives the identifiers. The protobuf service's name is
+// already what protoc-gen-micro makes of it in Go (camelCase leaves it as
+// it is), so the templates can spell the generated names: for "e2e" the
+// service is E2EService and main calls RegisterE2EServiceHandler.
 func newNames(name, module string) names {
 	var pascal strings.Builder
 	for _, part := range strings.Split(name, "-") {
-		pascal.WriteString(strings.ToUpper(part[:1]) + part[1:])
+		pascal.WriteString(camelCase(part))
 	}
 	return names{
 		Name:     name,
@@ -95,6 +111,45 @@ func newNames(name, module string) names {
 		GoPkg:    strings.ReplaceAll(name, "-", "") + "pb",
 		Module:   module,
 	}
+}
+
+// camelCase is protoc-gen-micro's generator.CamelCase (go-micro.dev/v4
+// v4.7.0, which `make tools` builds), the Go name it gives a protobuf
+// service; protoc-gen-go's strs.GoCamelCase is the same for names without
+// '.'. A lowercase letter is capitalised at the start, after a digit and
+// after a '_', which is dropped; other characters stay: "e2e" is "E2E",
+// "order_items" is "OrderItems", "order_2nd" is "Order_2Nd".
+func camelCase(s string) string {
+	isLower := func(c byte) bool { return 'a' <= c && c <= 'z' }
+	isDigit := func(c byte) bool { return '0' <= c && c <= '9' }
+	if s == "" {
+		return ""
+	}
+	t := make([]byte, 0, 32)
+	i := 0
+	if s[0] == '_' {
+		t = append(t, 'X')
+		i++
+	}
+	for ; i < len(s); i++ {
+		c := s[i]
+		if c == '_' && i+1 < len(s) && isLower(s[i+1]) {
+			continue
+		}
+		if isDigit(c) {
+			t = append(t, c)
+			continue
+		}
+		if isLower(c) {
+			c ^= ' '
+		}
+		t = append(t, c)
+		for i+1 < len(s) && isLower(s[i+1]) {
+			i++
+			t = append(t, s[i])
+		}
+	}
+	return string(t)
 }
 
 // render returns the files of a new service, by path relative to the
@@ -146,6 +201,10 @@ func New(root, name string) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	n := newNames(name, module)
+	if err := checkPackages(root, n); err != nil {
+		return err
+	}
 	makefile, err := addToMakefile(filepath.Join(root, "Makefile"), name)
 	if err != nil {
 		return err
@@ -154,7 +213,6 @@ func New(root, name string) error {
 	if err != nil {
 		return err
 	}
-	n := newNames(name, module)
 	files, err := render(n)
 	if err != nil {
 		return fmt.Errorf("rendering the templates: %w", err)
@@ -192,6 +250,47 @@ func New(root, name string) error {
 			edits.revert()
 			undo()
 			return err
+		}
+	}
+	return nil
+}
+
+var (
+	protoPackageLine = regexp.MustCompile(`(?m)^\s*package\s+([A-Za-z0-9_.]+)\s*;`)
+	goPackageOption  = regexp.MustCompile(`(?m)^\s*option\s+go_package\s*=\s*"([^"]*)"`)
+)
+
+// checkPackages refuses a name whose protobuf or Go package is an existing
+// service's (services/*/proto/*.proto): a binary that links two protobuf
+// packages of one name, each with its PingRequest, panics as it starts,
+// and a program cannot import two Go packages of one name without
+// renaming one. Names New derives
+// differ in their protobuf packages, but "order-items" and "orderitems"
+// share the Go package orderitemspb.
+func checkPackages(root string, n names) error {
+	protos, err := filepath.Glob(filepath.Join(root, "services", "*", "proto", "*.proto"))
+	if err != nil {
+		return err
+	}
+	for _, p := range protos {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if m := protoPackageLine.FindSubmatch(data); m != nil && string(m[1]) == n.ProtoPkg {
+			return usageErrorf("service name %q: its protobuf package %s is already %s's", n.Name, n.ProtoPkg, rel)
+		}
+		if m := goPackageOption.FindSubmatch(data); m != nil {
+			pkg := string(m[1])
+			if i := strings.LastIndexByte(pkg, ';'); i >= 0 {
+				pkg = pkg[i+1:]
+			} else {
+				pkg = path.Base(pkg)
+			}
+			if pkg == n.GoPkg {
+				return usageErrorf("service name %q: its Go package %s is already %s's (choose a name that differs in more than '-')", n.Name, n.GoPkg, rel)
+			}
 		}
 	}
 	return nil

@@ -3,10 +3,13 @@ package scaffold
 import (
 	"errors"
 	"go/format"
+	"go/token"
 	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -20,6 +23,16 @@ func TestCheckName(t *testing.T) {
 		{"order-items", ""},
 		{"a", ""},
 		{"v2-api", ""},
+		{"b2b", ""},
+		{"e2e", ""},
+		{"v2api", ""},
+		{"order-2nd", ""},
+		{"a-b-c", ""},
+		{"x1", ""},
+		{"func", ""},    // a Go keyword: the Go package is funcpb
+		{"string", ""},  // a predeclared Go identifier
+		{"message", ""}, // a protobuf keyword
+		{strings.Repeat("a", maxNameLen), ""},
 		{"", "empty"},
 		{"Orders", "lowercase letter first"},
 		{"1orders", "lowercase letter first"},
@@ -34,6 +47,11 @@ func TestCheckName(t *testing.T) {
 		{"consul", "reserved"},
 		{"etcd", "reserved"},
 		{"protoc-gen-go", "reserved"},
+		{"benchstat", "reserved: the Makefile puts a tool or directory at bin/benchstat"},
+		{"linux", "reserved"},
+		{"go", "in place of the go command"},
+		{"protoc", "in place of the protoc command"},
+		{"x'; touch pwned; echo '", "lowercase letter first"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,11 +105,113 @@ func TestCheckModule(t *testing.T) {
 }
 
 func TestNames(t *testing.T) {
-	n := newNames("order-items", "example.com/m")
-	want := names{Name: "order-items", Pascal: "OrderItems", Service: "OrderItemsService",
-		ProtoPkg: "order_items", GoPkg: "orderitemspb", Module: "example.com/m"}
-	if n != want {
-		t.Errorf("newNames = %+v, want %+v", n, want)
+	tests := []struct{ name, pascal, protoPkg, goPkg string }{
+		{"orders", "Orders", "orders", "orderspb"},
+		{"order-items", "OrderItems", "order_items", "orderitemspb"},
+		// A letter after a digit starts a word for protoc-gen-micro.
+		{"e2e", "E2E", "e2e", "e2epb"},
+		{"b2b", "B2B", "b2b", "b2bpb"},
+		{"v2api", "V2Api", "v2api", "v2apipb"},
+		{"order-2nd", "Order2Nd", "order_2nd", "order2ndpb"},
+		{"a-b-c", "ABC", "a_b_c", "abcpb"},
+		{"x1", "X1", "x1", "x1pb"},
+	}
+	for _, tt := range tests {
+		n := newNames(tt.name, "example.com/m")
+		want := names{Name: tt.name, Pascal: tt.pascal, Service: tt.pascal + "Service",
+			ProtoPkg: tt.protoPkg, GoPkg: tt.goPkg, Module: "example.com/m"}
+		if n != want {
+			t.Errorf("newNames(%q) = %+v, want %+v", tt.name, n, want)
+		}
+	}
+}
+
+// TestServiceNameIsGeneratorsOwn checks, for every name CheckName accepts
+// up to 5 characters of a, b, 1, 2 and '-', that the protobuf service's
+// name is the Go name protoc-gen-micro gives it, so that main.go's
+// Register<Service>Handler is the generated function, and that the other
+// names are what protobuf and Go accept. TestNewNamesBuild runs the real
+// generators and compiler on a sample.
+func TestServiceNameIsGeneratorsOwn(t *testing.T) {
+	protoIdent := regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	checked := 0
+	var each func(prefix string)
+	each = func(prefix string) {
+		if len(prefix) == 5 {
+			return
+		}
+		for _, c := range "ab12-" {
+			name := prefix + string(c)
+			each(name)
+			if CheckName(name) != nil {
+				continue
+			}
+			checked++
+			n := newNames(name, "example.com/m")
+			if got := camelCase(n.Service); got != n.Service {
+				t.Errorf("%q: service %s, which protoc-gen-micro names %s in Go", name, n.Service, got)
+			}
+			if !token.IsIdentifier(n.Service) || !token.IsExported(n.Service) {
+				t.Errorf("%q: service %s is not an exported Go identifier", name, n.Service)
+			}
+			if !token.IsIdentifier(n.GoPkg) || token.IsKeyword(n.GoPkg) {
+				t.Errorf("%q: Go package %s is not a Go identifier", name, n.GoPkg)
+			}
+			if !protoIdent.MatchString(n.ProtoPkg) {
+				t.Errorf("%q: protobuf package %s", name, n.ProtoPkg)
+			}
+		}
+	}
+	each("")
+	if checked < 1000 {
+		t.Fatalf("checked %d names, want them all", checked)
+	}
+}
+
+// camelCase is copied from protoc-gen-micro's generator.CamelCase; these
+// are its outputs (and protoc-gen-go's GoCamelCase's).
+func TestCamelCase(t *testing.T) {
+	for in, want := range map[string]string{
+		"hello": "Hello", "HelloService": "HelloService", "e2e": "E2E", "E2eService": "E2EService",
+		"order_items": "OrderItems", "order_2nd": "Order_2Nd", "_x": "XX", "v2api": "V2Api", "ABc": "ABc",
+	} {
+		if got := camelCase(in); got != want {
+			t.Errorf("camelCase(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestBinToolsMatchMakefile keeps binTools and pathCommands in step with
+// the Makefile: every bin/<x> it makes, and every command it runs with
+// bin/ first on PATH, is a name CheckName refuses.
+func TestBinToolsMatchMakefile(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	made := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\$\(BIN\)/([A-Za-z0-9._-]+)`).FindAllSubmatch(data, -1) {
+		made[string(m[1])] = true
+	}
+	if !made["consul"] || !made["benchstat"] {
+		t.Fatalf("found %v in the Makefile, want at least consul and benchstat", made)
+	}
+	if got, want := slices.Sorted(maps.Keys(made)), slices.Sorted(slices.Values(binTools)); !slices.Equal(got, want) {
+		t.Errorf("the Makefile puts %v in bin/, binTools is %v", got, want)
+	}
+	onPath := regexp.MustCompile(`PATH="\$\(BIN\):\$\$PATH"\s+([A-Za-z0-9._-]+)`).FindAllSubmatch(data, -1)
+	if len(onPath) == 0 {
+		t.Fatal(`no PATH="$(BIN):$$PATH" command in the Makefile`)
+	}
+	for _, m := range onPath {
+		if cmd := string(m[1]); !slices.Contains(pathCommands, cmd) {
+			t.Errorf("the Makefile runs %s with bin/ first on PATH; pathCommands is %v", cmd, pathCommands)
+		}
+	}
+	for _, name := range slices.Concat(binTools, pathCommands) {
+		if err := CheckName(name); !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), "reserved") {
+			t.Errorf("CheckName(%q) = %v, want it reserved", name, err)
+		}
 	}
 }
 
@@ -171,6 +291,10 @@ func fixture(tb testing.TB) string {
 		"docker-compose.yml":     composeFixture,
 		"services/user/main.go":  "package main\n",
 		"services/hello/main.go": "package main\n",
+		"services/hello/proto/hello.proto": "syntax = \"proto3\";\n\npackage hello;\n\n" +
+			"option go_package = \"example.com/m/services/hello/proto;hellopb\";\n",
+		// A service written by hand, its packages not named after it.
+		"services/legacy/proto/orders.proto": "syntax = \"proto3\";\npackage orders_v1;\noption go_package = \"example.com/m/services/legacy/proto\";\n",
 	} {
 		mustWrite(tb, filepath.Join(root, p), data)
 	}
@@ -245,6 +369,9 @@ func TestNewRejectsWithoutWriting(t *testing.T) {
 		{"extra", "already in the Makefile"},       // listed, no directory
 		{"composed", "docker-compose.yml already"}, // a compose service
 		{"etcd", "reserved"},
+		{"benchstat", "reserved"},
+		{"hel-lo", "Go package hellopb is already services/hello/proto/hello.proto's"},
+		{"orders-v1", "protobuf package orders_v1 is already services/legacy/proto/orders.proto's"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -50,6 +50,12 @@ type Setup struct {
 	// {"http_address": "HTTP_ADDRESS"}.
 	Env map[string]string
 
+	// Check reports a wrong value or combination of the service's own
+	// settings, given the shared ones (such as a timeout that must exceed
+	// cfg.Client.RequestTimeout); nil if there is nothing to check. Its
+	// error becomes a UsageError.
+	Check func(cfg Config) error
+
 	// Probe is what --health_probe checks, with the settings parsed; nil
 	// asks the gRPC health check on --server_address (ProbeGRPC). A service
 	// with an HTTP port may ask it instead, e.g. ProbeHTTP(addr, "/readyz").
@@ -89,6 +95,11 @@ func (s Setup) Parse(args []string, getenv func(string) string, stdout io.Writer
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, nil, true, &UsageError{err}
+	}
+	if s.Check != nil {
+		if err := s.Check(cfg); err != nil {
+			return cfg, nil, true, &UsageError{err}
+		}
 	}
 	return cfg, slog.New(slog.NewTextHandler(stdout, nil)), false, nil
 }

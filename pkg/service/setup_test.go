@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -47,6 +48,12 @@ func TestSetupParse(t *testing.T) {
 					t.Errorf("err %v, want a usage error", err)
 				}
 			}},
+		{"own settings checked against the shared ones", []string{"--own", "bad", "--client_request_timeout", "3s"}, nil, true,
+			func(t *testing.T, _ Config, _, _, _ string, err error) {
+				if ExitCode(err) != 2 || !strings.Contains(err.Error(), "own bad with 3s") {
+					t.Errorf("err %v, want the usage error of Check", err)
+				}
+			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var own, probed string
@@ -55,6 +62,12 @@ func TestSetupParse(t *testing.T) {
 				Name:  "test",
 				Flags: func(fs *flag.FlagSet) { fs.StringVar(&own, "own", "", "a flag of the service's own") },
 				Env:   map[string]string{"own": "OWN"},
+				Check: func(c Config) error {
+					if own == "bad" {
+						return fmt.Errorf("own %s with %v", own, c.Client.RequestTimeout)
+					}
+					return nil
+				},
 				Probe: func(c Config) error { probed = c.ServerAddress; return errDown },
 			}.Parse(append([]string{"test"}, tc.args...), func(k string) string { return tc.env[k] }, &out)
 			if done != tc.wantDone || (!done && (log == nil || err != nil)) {

@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 )
 
@@ -35,17 +34,25 @@ func defaultHTTPConfig() httpConfig {
 	}
 }
 
-// flags declares c's settings on fs. Their environment variables are the
-// flag names in capitals, without MICRO_: they are the gateway's own.
-func (c *httpConfig) flags(fs *flag.FlagSet, env map[string]string) {
+// httpEnv names the variable of each HTTP flag: the flag name in capitals,
+// without MICRO_, as these settings are the gateway's own.
+func httpEnv() map[string]string {
+	return map[string]string{
+		"http_address":             "HTTP_ADDRESS",
+		"http_read_header_timeout": "HTTP_READ_HEADER_TIMEOUT",
+		"http_read_timeout":        "HTTP_READ_TIMEOUT",
+		"http_write_timeout":       "HTTP_WRITE_TIMEOUT",
+		"http_idle_timeout":        "HTTP_IDLE_TIMEOUT",
+	}
+}
+
+// flags declares c's settings on fs; httpEnv names their variables.
+func (c *httpConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Address, "http_address", c.Address, "HTTP listen address (--health_probe checks /readyz here)")
 	fs.DurationVar(&c.ReadHeaderTimeout, "http_read_header_timeout", c.ReadHeaderTimeout, "bound on reading a request's headers")
 	fs.DurationVar(&c.ReadTimeout, "http_read_timeout", c.ReadTimeout, "bound on reading a whole request, body included")
 	fs.DurationVar(&c.WriteTimeout, "http_write_timeout", c.WriteTimeout, "bound on answering a request once its headers are read; above --http_read_timeout plus --client_request_timeout")
 	fs.DurationVar(&c.IdleTimeout, "http_idle_timeout", c.IdleTimeout, "how long an idle keep-alive connection is kept")
-	for _, name := range []string{"http_address", "http_read_header_timeout", "http_read_timeout", "http_write_timeout", "http_idle_timeout"} {
-		env[name] = strings.ToUpper(name)
-	}
 }
 
 // validate reports settings that cannot work. requestTimeout is the bound

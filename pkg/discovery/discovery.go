@@ -158,8 +158,16 @@ func (c Config) addressString() string {
 	return strings.Join(c.Addresses, ",")
 }
 
+// NoInstanceError is Ready's answer when the registry answered and lists
+// no instance of Service.
+type NoInstanceError struct{ Service string }
+
+func (e *NoInstanceError) Error() string { return "service " + e.Service + ": no instance registered" }
+
 // Ready reports whether the registry answers within timeout and lists at
-// least one instance of each of services.
+// least one instance of each of services. A registry that answered without
+// an instance gives a *NoInstanceError; any other error means the registry
+// did not answer, or failed.
 func Ready(ctx context.Context, r registry.Registry, timeout time.Duration, services ...string) error {
 	return Call(ctx, timeout, func() error {
 		for _, name := range services {
@@ -168,7 +176,7 @@ func Ready(ctx context.Context, r registry.Registry, timeout time.Duration, serv
 				return fmt.Errorf("registry: %w", err)
 			}
 			if countNodes(svcs) == 0 {
-				return fmt.Errorf("service %s: no instance registered", name)
+				return &NoInstanceError{Service: name}
 			}
 		}
 		return nil

@@ -74,8 +74,9 @@ func TestPingSkipsServerlessRegistries(t *testing.T) {
 
 func TestReady(t *testing.T) {
 	r := registry.NewMemoryRegistry()
-	if err := Ready(context.Background(), r, time.Second, "user"); err == nil {
-		t.Fatal("Ready with no user instance: want an error")
+	var none *NoInstanceError
+	if err := Ready(context.Background(), r, time.Second, "user"); !errors.As(err, &none) || none.Service != "user" {
+		t.Fatalf("Ready with no user instance = %v, want a NoInstanceError for user", err)
 	}
 	err := r.Register(&registry.Service{Name: "user", Nodes: []*registry.Node{{Id: "user-1", Address: "127.0.0.1:1"}}})
 	if err != nil {

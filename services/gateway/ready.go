@@ -14,39 +14,20 @@ import (
 // the registry answers within timeout, and each of services has an
 // instance. Its errors are *notReady: a reason fit for any caller of
 // /readyz, and the registry's own error for the log.
-//
-// It is discovery.Ready with each failure told apart, which that function's
-// untyped errors do not allow.
 func readiness(reg registry.Registry, timeout time.Duration, draining func() bool, services ...string) func(context.Context) error {
 	return func(ctx context.Context) error {
 		if draining() {
 			return &notReady{reason: "shutting down"}
 		}
-		err := discovery.Call(ctx, timeout, func() error {
-			for _, name := range services {
-				svcs, err := reg.GetService(name)
-				if err != nil && !errors.Is(err, registry.ErrNotFound) {
-					return &notReady{reason: "registry unreachable", err: err}
-				}
-				if !hasNode(svcs) {
-					return &notReady{reason: "no instance of " + name}
-				}
-			}
+		err := discovery.Ready(ctx, reg, timeout, services...)
+		var none *discovery.NoInstanceError
+		switch {
+		case err == nil:
 			return nil
-		})
-		if err != nil && !errors.As(err, new(*notReady)) {
-			// No answer within timeout, or the caller of /readyz went away.
+		case errors.As(err, &none):
+			return &notReady{reason: "no instance of " + none.Service}
+		default: // no answer within timeout, a failing registry, or the caller of /readyz went away
 			return &notReady{reason: "registry unreachable", err: err}
 		}
-		return err
 	}
-}
-
-func hasNode(svcs []*registry.Service) bool {
-	for _, s := range svcs {
-		if len(s.Nodes) > 0 {
-			return true
-		}
-	}
-	return false
 }

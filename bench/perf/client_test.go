@@ -15,6 +15,7 @@ import (
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/server"
 
+	"github.com/example/micro-starter/bench/plain"
 	"github.com/example/micro-starter/pkg/discovery"
 	"github.com/example/micro-starter/pkg/wrappers"
 	userpb "github.com/example/micro-starter/services/user/proto"
@@ -55,7 +56,7 @@ func serveUsers(tb testing.TB, reg registry.Registry, n int) {
 }
 
 // clients builds the two clients compared: go-micro's gRPC client with
-// go-micro's defaults ("bare", wrappers.NewPlainClient), and the client
+// go-micro's defaults ("bare", plain.Client), and the client
 // every service of this starter calls with ("chain": breaker -> load
 // balancing -> retries with attempt timeouts, over the stale-on-error
 // registry wrapper), exactly as pkg/service builds it.
@@ -66,7 +67,7 @@ func clients(tb testing.TB, reg registry.Registry) map[string]client.Client {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return map[string]client.Client{"bare": wrappers.NewPlainClient(reg), "chain": chain}
+	return map[string]client.Client{"bare": plain.Client(reg), "chain": chain}
 }
 
 // variants is the order in which each benchmark runs the clients: with

@@ -54,9 +54,16 @@ func NewClient(registryName, address string) (client.Client, error) {
 	default:
 		return nil, fmt.Errorf("plain client: unknown registry %q", registryName)
 	}
+	return Client(reg), nil
+}
+
+// Client is go-micro's gRPC client with go-micro's defaults on reg: its
+// selector (random per attempt, 1-minute cache), retry policy (timeouts
+// only), retries and timeouts; no breaker.
+func Client(reg registry.Registry) client.Client {
 	return grpcclient.NewClient(
 		client.Registry(reg),
 		client.Selector(selector.NewSelector(selector.Registry(reg))),
 		client.Broker(broker.NewMemoryBroker()),
-	), nil
+	)
 }

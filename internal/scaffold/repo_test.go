@@ -125,7 +125,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -139,10 +138,8 @@ import (
 )
 
 func main() {
-	cfg := service.DefaultConfig("pingcheck")
-	fs := flag.NewFlagSet("pingcheck", flag.ContinueOnError)
-	cfg.Flags(fs)
-	if err := service.Parse(fs, os.Args[1:], os.Getenv, nil); err != nil {
+	cfg, _, _, err := service.Setup{Name: "pingcheck"}.Parse(os.Args, os.Getenv, io.Discard)
+	if err != nil {
 		fail(err)
 	}
 	svc, err := service.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -125,10 +125,10 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Client.Breaker.SleepWindow, "breaker_sleep", c.Client.Breaker.SleepWindow, "how long an open breaker rejects before testing again")
 }
 
-// Parse parses args into fs, then fills every flag not given on the command
+// parseFlags parses args into fs, then fills every flag not given on the command
 // line from its environment variable: MICRO_ and the flag name in capitals,
 // unless env names another. Errors are UsageErrors.
-func Parse(fs *flag.FlagSet, args []string, getenv func(string) string, env map[string]string) error {
+func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string, env map[string]string) error {
 	fs.SetOutput(io.Discard) // errors are returned, and printed once by main
 	if err := fs.Parse(args); err != nil {
 		return &UsageError{err}
@@ -156,8 +156,8 @@ func Parse(fs *flag.FlagSet, args []string, getenv func(string) string, env map[
 	return err
 }
 
-// Usage writes fs's flags, for -h.
-func Usage(fs *flag.FlagSet, w io.Writer) {
+// usage writes fs's flags, for -h.
+func usage(fs *flag.FlagSet, w io.Writer) {
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 }

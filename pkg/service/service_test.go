@@ -281,7 +281,7 @@ func parse(args []string, env map[string]string) (Config, error) {
 	c := DefaultConfig("test")
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	c.Flags(fs)
-	err := Parse(fs, args, func(k string) string { return env[k] }, nil)
+	err := parseFlags(fs, args, func(k string) string { return env[k] }, nil)
 	if err == nil {
 		err = c.Validate()
 		if err != nil {

@@ -79,9 +79,9 @@ func (s Setup) Parse(args []string, getenv func(string) string, stdout io.Writer
 	if s.Flags != nil {
 		s.Flags(fs)
 	}
-	if err := Parse(fs, args[1:], getenv, s.Env); err != nil {
+	if err := parseFlags(fs, args[1:], getenv, s.Env); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			Usage(fs, stdout)
+			usage(fs, stdout)
 			return cfg, nil, true, nil
 		}
 		return cfg, nil, true, err

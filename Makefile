@@ -28,6 +28,17 @@ build: ## build the services into bin/
 run: build ## run every service (user x2) on this machine with mDNS; Ctrl-C stops them
 	@SERVICES="$(SERVICES)" scripts/run-local.sh
 
+# Development certificates for mutual TLS between services (internal/devcerts;
+# never committed: certs/ is in .gitignore). Existing files are kept, so
+# after `make new` this adds only the new service's certificate. SERVICES
+# reaches the program through the environment unexpanded ($(value)), as in
+# `new` below, not through the shell's parsing of a command line.
+CERTS_DIR ?= certs
+.PHONY: certs
+certs: export CERTS_SERVICES = $(value SERVICES)
+certs: ## write a development CA and a certificate per service into certs/ (kept if present)
+	go run ./cmd/certs -dir "$(CERTS_DIR)" -services "$$CERTS_SERVICES"
+
 .PHONY: test
 test: tools ## run every test (unit and integration against real Consul and etcd) with -race
 	PATH="$(BIN):$$PATH" go test -race -count=1 $(TEST_FLAGS) ./...

@@ -19,6 +19,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/example/micro-starter/internal/poll"
+	"github.com/example/micro-starter/internal/regauth"
 )
 
 // Registry is a Consul or etcd server started here. Its API reads it.
@@ -28,13 +29,31 @@ type Registry struct {
 	dir     string
 	args    []string // the server's command line, to start it again
 	proc    *Proc
+	opts    options
+}
+
+// Option changes how StartRegistry starts a registry server.
+type Option func(*options)
+
+type options struct {
+	secret   string // Consul's management token or etcd root's password; empty: no auth
+	accounts []regauth.Account
+}
+
+// Auth locks the registry down as the compose stack does: Consul with ACLs
+// on and default_policy deny, secret its management token (a UUID); etcd
+// with authentication on, secret the password of its root user. Each
+// account is set up with internal/regauth. The Registry's API then reads
+// with these root credentials.
+func Auth(secret string, accounts ...regauth.Account) Option {
+	return func(o *options) { o.secret, o.accounts = secret, accounts }
 }
 
 // StartRegistry starts a fresh single-node Consul (dev mode: in memory, its
 // own leader) or etcd (data in a directory under dir) with every port on
 // 127.0.0.1, Consul's DNS and gRPC off, and waits until it answers. The
 // binary is bin/name, or name on PATH if bin is empty.
-func StartRegistry(dir, name, bin string) (*Registry, error) {
+func StartRegistry(dir, name, bin string, opts ...Option) (*Registry, error) {
 	path := filepath.Join(bin, name)
 	if bin == "" {
 		var err error
@@ -43,6 +62,9 @@ func StartRegistry(dir, name, bin string) (*Registry, error) {
 		}
 	}
 	r := &Registry{dir: dir}
+	for _, o := range opts {
+		o(&r.opts)
+	}
 	var addr string
 	switch name {
 	case "consul":
@@ -56,6 +78,11 @@ func StartRegistry(dir, name, bin string) (*Registry, error) {
 			"-http-port", strconv.Itoa(ports[0]), "-dns-port", "-1", "-grpc-port", "-1",
 			"-serf-lan-port", strconv.Itoa(ports[1]), "-serf-wan-port", strconv.Itoa(ports[2]),
 			"-server-port", strconv.Itoa(ports[3])}
+		if r.opts.secret != "" {
+			// The agent's own token is the management one too: with none,
+			// default deny blocks the agent's updates of its node.
+			r.args = append(r.args, "-hcl", fmt.Sprintf(`acl { enabled = true, default_policy = "deny", tokens { initial_management = %q, agent = %q } }`, r.opts.secret, r.opts.secret))
+		}
 	case "etcd":
 		ports, err := FreePorts(2)
 		if err != nil {
@@ -74,16 +101,16 @@ func StartRegistry(dir, name, bin string) (*Registry, error) {
 	default:
 		return nil, fmt.Errorf("unknown registry %q", name)
 	}
-	r.API = &API{Name: name, Addr: addr}
+	r.API = &API{Name: name, Addr: addr, secret: r.opts.secret}
 	return r, r.start()
 }
 
 // MustStartRegistry is StartRegistry for a test, with the binary from
 // PATH: a missing one fails the test rather than skipping it, so that a
 // broken setup never looks like a green run.
-func MustStartRegistry(tb testing.TB, name string) *Registry {
+func MustStartRegistry(tb testing.TB, name string, opts ...Option) *Registry {
 	tb.Helper()
-	r, err := StartRegistry(tb.TempDir(), name, "")
+	r, err := StartRegistry(tb.TempDir(), name, "", opts...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -94,7 +121,8 @@ func MustStartRegistry(tb testing.TB, name string) *Registry {
 	return r
 }
 
-// start runs the server and waits until it answers.
+// start runs the server, waits until it answers and sets up its accounts
+// (again after a restart: Consul in dev mode forgets them).
 func (r *Registry) start() error {
 	var err error
 	if r.proc, err = Start(r.dir, r.Name, r.args[0], r.args[1:]...); err != nil {
@@ -114,11 +142,23 @@ func (r *Registry) start() error {
 		r.proc.Stop(stopWithin)
 		return fmt.Errorf("%s not ready: %w\n--- %s ---\n%s", r.Name, err, r.proc.Log, r.proc.Tail(logLines))
 	}
+	if r.opts.secret != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if r.Name == "consul" {
+			err = regauth.Consul(ctx, r.Addr, r.opts.secret, nil, r.opts.accounts)
+		} else {
+			err = regauth.Etcd(ctx, []string{r.Addr}, r.opts.secret, nil, r.opts.accounts)
+		}
+		if err != nil {
+			r.proc.Stop(stopWithin)
+			return fmt.Errorf("%s accounts: %w", r.Name, err)
+		}
+	}
 	if r.Name == "etcd" {
 		// A new client each start: an old one would wait out gRPC's
 		// reconnect backoff (up to 120 s) after a restart.
-		r.etcd, err = clientv3.New(clientv3.Config{Endpoints: []string{r.Addr}, DialTimeout: 2 * time.Second})
-		if err != nil {
+		if r.etcd, err = r.API.newEtcd(); err != nil {
 			r.proc.Stop(stopWithin)
 			return err
 		}
@@ -128,14 +168,14 @@ func (r *Registry) start() error {
 
 func (r *Registry) consulReady() error {
 	var leader string
-	if err := GetJSON(registryHTTP, "http://"+r.Addr+"/v1/status/leader", &leader); err != nil {
+	if err := GetJSON(r.consulHTTP(), "http://"+r.Addr+"/v1/status/leader", &leader); err != nil {
 		return err
 	}
 	if leader == "" {
 		return errors.New("consul has no leader yet")
 	}
 	var self struct{ Config struct{ Version string } }
-	if err := GetJSON(registryHTTP, "http://"+r.Addr+"/v1/agent/self", &self); err != nil {
+	if err := GetJSON(r.consulHTTP(), "http://"+r.Addr+"/v1/agent/self", &self); err != nil {
 		return err
 	}
 	r.Version = self.Config.Version
@@ -182,6 +222,10 @@ type API struct {
 	Name string // consul or etcd: the services' --registry
 	Addr string // host:port: the services' --registry_address
 	etcd *clientv3.Client
+
+	// secret is what the API reads with: Consul's management token or
+	// etcd root's password; empty if the registry has no auth.
+	secret string
 }
 
 // Instance is a service instance as a registry lists it.
@@ -194,15 +238,47 @@ type Instance struct {
 // makes a call fail rather than hang.
 var registryHTTP = &http.Client{Timeout: 2 * time.Second}
 
+// consulHTTP is the client a reads Consul with: registryHTTP, with the token.
+func (a *API) consulHTTP() *http.Client {
+	if a.secret == "" {
+		return registryHTTP
+	}
+	return &http.Client{Timeout: registryHTTP.Timeout, Transport: tokenTransport(a.secret)}
+}
+
+// tokenTransport sends a Consul ACL token with every request.
+type tokenTransport string
+
+func (t tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set("X-Consul-Token", string(t))
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// newEtcd connects to etcd, as root if it has auth.
+func (a *API) newEtcd() (*clientv3.Client, error) {
+	c := clientv3.Config{Endpoints: []string{a.Addr}, DialTimeout: 2 * time.Second}
+	if a.secret != "" {
+		c.Username, c.Password = "root", a.secret
+	}
+	return clientv3.New(c)
+}
+
 // OpenAPI reads the registry server name (consul or etcd) at addr, one
 // started elsewhere. Close releases it.
 func OpenAPI(name, addr string) (*API, error) {
-	a := &API{Name: name, Addr: addr}
+	return OpenAPIAs(name, addr, "")
+}
+
+// OpenAPIAs is OpenAPI for a registry with auth: secret is Consul's
+// management token or etcd root's password (see Auth).
+func OpenAPIAs(name, addr, secret string) (*API, error) {
+	a := &API{Name: name, Addr: addr, secret: secret}
 	switch name {
 	case "consul":
 	case "etcd":
 		var err error
-		if a.etcd, err = clientv3.New(clientv3.Config{Endpoints: []string{addr}, DialTimeout: 2 * time.Second}); err != nil {
+		if a.etcd, err = a.newEtcd(); err != nil {
 			return nil, err
 		}
 	default:
@@ -251,7 +327,7 @@ func (a *API) Instances(service string) ([]Instance, error) {
 				Port    int
 			}
 		}
-		if err := GetJSON(registryHTTP, "http://"+a.Addr+"/v1/health/service/"+service+"?passing=true", &entries); err != nil {
+		if err := GetJSON(a.consulHTTP(), "http://"+a.Addr+"/v1/health/service/"+service+"?passing=true", &entries); err != nil {
 			return nil, err
 		}
 		for _, e := range entries {

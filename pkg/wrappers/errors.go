@@ -94,7 +94,10 @@ func Classify(ctx context.Context, err error) Fault {
 	}
 	switch {
 	// gRPC reports a refused or closed connection as Unavailable (503), a
-	// failed dial as 500, an attempt that ran out of time as 408.
+	// failed dial as 500, an attempt that ran out of time as 408. A TLS
+	// handshake that fails (a callee whose certificate does not name the
+	// service called: an impostor or a misconfigured instance) is an
+	// Unavailable too: retried elsewhere, counted against that instance.
 	case e.Code == 503 || e.Code == 500 || e.Code == 408:
 		return NetworkFault
 	case isRequestError(e.Code): // a gRPC status from a server that is not go-micro's

@@ -14,6 +14,8 @@ import (
 	"go-micro.dev/v4/client"
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/selector"
+
+	"github.com/example/micro-starter/pkg/mtls"
 )
 
 // Config holds every client setting a service exposes as a flag.
@@ -24,6 +26,9 @@ type Config struct {
 	AttemptTimeout time.Duration // one attempt on one instance
 	CacheTTL       time.Duration // how long a registry lookup is used; a watch keeps it fresh meanwhile
 	Breaker        BreakerConfig
+	// TLS, if set, makes every call mutual TLS: the callee must present a
+	// certificate naming the service called (see perService). nil: plaintext.
+	TLS *mtls.Identity
 }
 
 // DefaultConfig suits calls between services on one network: a dead
@@ -90,7 +95,7 @@ func newBase(reg registry.Registry, c Config, outliers *Outliers, extra ...clien
 	// gRPC, not go-micro's default HTTP transport: on its pooled connections
 	// a call now and then gets no answer until a 5 s timeout, which is also
 	// the only bound it puts on an attempt (TestNoStallOnPooledConnections).
-	return grpcclient.NewClient(append([]client.Option{
+	opts := append([]client.Option{
 		client.Registry(reg),
 		// The selector caches lookups and keeps them fresh with a registry watch.
 		client.Selector(selector.NewSelector(selector.Registry(reg), cacheTTL(c.CacheTTL))),
@@ -103,7 +108,11 @@ func newBase(reg registry.Registry, c Config, outliers *Outliers, extra ...clien
 		client.DialTimeout(c.AttemptTimeout),
 		// Outermost first: Record sees what the attempt as bounded returned.
 		client.WrapCall(outliers.Record, AttemptTimeout(c.AttemptTimeout)),
-	}, extra...)...)
+	}, extra...)
+	if c.TLS == nil {
+		return grpcclient.NewClient(opts...)
+	}
+	return newPerService(c.TLS, opts)
 }
 
 // An instance that failed this many calls in a row goes last in every

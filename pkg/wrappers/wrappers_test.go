@@ -50,17 +50,18 @@ func (e *Echo) Call(ctx context.Context, req *EchoRequest, rsp *EchoResponse) er
 }
 
 // mustServe starts an Echo instance of service on loopback, registered in reg.
-func mustServe(tb testing.TB, reg registry.Registry, service, instance string) *Echo {
+// opts are added, such as grpcserver.AuthTLS.
+func mustServe(tb testing.TB, reg registry.Registry, service, instance string, opts ...server.Option) *Echo {
 	tb.Helper()
 	h := &Echo{instance: instance}
-	srv := grpcserver.NewServer(
+	srv := grpcserver.NewServer(append([]server.Option{
 		server.Name(service),
 		server.Id(instance),
 		server.Address("127.0.0.1:0"),
 		server.Registry(reg),
 		server.Broker(broker.NewMemoryBroker()),
 		server.RegisterTTL(time.Minute),
-	)
+	}, opts...)...)
 	if err := srv.Handle(srv.NewHandler(h)); err != nil {
 		tb.Fatal(err)
 	}

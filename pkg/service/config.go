@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/example/micro-starter/pkg/discovery"
+	"github.com/example/micro-starter/pkg/mtls"
 	"github.com/example/micro-starter/pkg/wrappers"
 )
 
@@ -27,6 +28,8 @@ type Config struct {
 	ShutdownTimeout  time.Duration // bound on each shutdown step that waits on something else
 	Client           wrappers.Config
 	HealthProbe      bool // check a running instance and exit, instead of serving
+	// TLS: mutual TLS between services (pkg/mtls); no files: plaintext.
+	TLS mtls.Files
 }
 
 // DefaultConfig is what a service runs with when no flag or variable is set.
@@ -62,6 +65,9 @@ func (c Config) Validate() error {
 	}
 	if c.Drain < 0 || c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("drain %v must not be negative and shutdown timeout %v must be positive", c.Drain, c.ShutdownTimeout)
+	}
+	if err := c.TLS.Validate(); err != nil {
+		return err
 	}
 	return c.Client.Validate()
 }
@@ -113,6 +119,9 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.Var((*seconds)(&c.RegisterInterval), "register_interval", "re-registration interval (e.g. 5s; a bare number is seconds)")
 	fs.DurationVar(&c.Drain, "shutdown_drain", c.Drain, "keep serving this long after deregistering on SIGTERM")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown_timeout", c.ShutdownTimeout, "bound on each shutdown step")
+	fs.StringVar(&c.TLS.CA, "tls_ca", c.TLS.CA, "CA (PEM) of every service's certificate; with --tls_cert and --tls_key, RPC is mutual TLS")
+	fs.StringVar(&c.TLS.Cert, "tls_cert", c.TLS.Cert, "this service's certificate (PEM), naming the service (DNS name, e.g. user); reloaded when the file changes")
+	fs.StringVar(&c.TLS.Key, "tls_key", c.TLS.Key, "the private key (PEM) of --tls_cert")
 	fs.BoolVar(&c.HealthProbe, "health_probe", false, "check that the instance listening on --server_address is up, then exit (container health checks)")
 	fs.DurationVar(&c.Client.CacheTTL, "registry_cache_ttl", c.Client.CacheTTL, "how long the client uses a registry lookup before asking again (a watch keeps it fresh meanwhile)")
 	fs.StringVar(&c.Client.Strategy, "selector", c.Client.Strategy, "load balancing: roundrobin or random")

@@ -2,14 +2,19 @@ package service
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/example/micro-starter/pkg/mtls"
 )
 
 // probeTimeout bounds a health probe: a container health check must answer.
@@ -20,14 +25,20 @@ const probeTimeout = 2 * time.Second
 // unless it answers SERVING: registered and not draining (see Health). It is
 // the health check of a container image that has no shell or curl: the
 // service's own binary with --health_probe.
-func ProbeGRPC(listenAddress string) error {
+//
+// With tlsConfig it connects with it (mutual TLS); nil: plaintext.
+func ProbeGRPC(listenAddress string, tlsConfig *tls.Config) error {
 	addr, err := loopback(listenAddress)
 	if err != nil {
 		return err
 	}
+	creds := insecure.NewCredentials()
+	if tlsConfig != nil {
+		creds = credentials.NewTLS(tlsConfig)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 	defer cancel()
-	conn, err := grpc.DialContext(ctx, addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.DialContext(ctx, addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return fmt.Errorf("probe %s: %w", addr, err)
 	}
@@ -40,6 +51,20 @@ func ProbeGRPC(listenAddress string) error {
 		return fmt.Errorf("probe %s: %s", addr, rsp.Status)
 	}
 	return nil
+}
+
+// probeInstance is the default --health_probe of cfg's instance: the gRPC
+// health check, under mutual TLS if cfg has a TLS identity, presenting it
+// and expecting the service's own name in the server's certificate.
+func probeInstance(cfg Config) error {
+	if !cfg.TLS.Enabled() {
+		return ProbeGRPC(cfg.ServerAddress, nil)
+	}
+	id, err := mtls.Load(cfg.TLS, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	return ProbeGRPC(cfg.ServerAddress, id.ClientConfig(cfg.Name))
 }
 
 // ProbeHTTP checks that GET path on the port of listenAddress answers 200.

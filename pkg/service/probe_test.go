@@ -27,7 +27,7 @@ func TestProbeGRPCFollowsRegistration(t *testing.T) {
 	r := start(t, svc)
 
 	notServing := func() error {
-		err := ProbeGRPC(c.ServerAddress)
+		err := ProbeGRPC(c.ServerAddress, nil)
 		if err == nil {
 			return poll.Final(errors.New("probe passed, want NOT_SERVING"))
 		}
@@ -40,7 +40,7 @@ func TestProbeGRPCFollowsRegistration(t *testing.T) {
 	poll.Eventually(t, 10*time.Second, notServing)
 
 	reg.setDown(false)
-	poll.Eventually(t, 10*time.Second, func() error { return ProbeGRPC(c.ServerAddress) })
+	poll.Eventually(t, 10*time.Second, func() error { return ProbeGRPC(c.ServerAddress, nil) })
 	if err := registered(svc, 1); err != nil {
 		t.Fatalf("probe passed, but: %v", err)
 	}
@@ -53,7 +53,7 @@ func TestProbeGRPCFollowsRegistration(t *testing.T) {
 func TestProbeGRPCFailures(t *testing.T) {
 	_, closed, _ := net.SplitHostPort(closedAddress(t))
 	for _, listen := range []string{":" + closed, ":0", "nonsense"} {
-		if err := ProbeGRPC(listen); err == nil {
+		if err := ProbeGRPC(listen, nil); err == nil {
 			t.Errorf("ProbeGRPC(%q) = nil, want an error", listen)
 		}
 	}

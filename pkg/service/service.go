@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"go-micro.dev/v4/server"
 
 	"github.com/example/micro-starter/pkg/discovery"
+	"github.com/example/micro-starter/pkg/mtls"
 	"github.com/example/micro-starter/pkg/wrappers"
 )
 
@@ -60,6 +62,10 @@ const lookupTimeout = time.Second
 func newService(cfg Config, log *slog.Logger, reg registry.Registry, opts ...server.Option) (*Service, error) {
 	log = log.With("service", cfg.Name)
 	ml := newMicroLogger(log)
+	tlsOpts, err := useTLS(&cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	s := &Service{cfg: cfg, log: log, registry: reg}
 	lookups := discovery.StaleOnError(reg, lookupTimeout, cfg.RegisterTTL, func(format string, args ...any) {
 		log.Warn(fmt.Sprintf(format, args...))
@@ -81,7 +87,7 @@ func newService(cfg Config, log *slog.Logger, reg registry.Registry, opts ...ser
 		server.RegisterInterval(cfg.RegisterInterval),
 		// Stop waits for handlers in flight. Only honoured here, in NewServer.
 		server.Wait(nil),
-	}, opts...)...)
+	}, append(tlsOpts, opts...)...)...)
 	if err := s.server.Handle(s.server.NewHandler(&Health{service: cfg.Name, healthy: s.Healthy})); err != nil {
 		return nil, fmt.Errorf("health handler: %w", err)
 	}
@@ -125,7 +131,8 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	s.log.Info("serving", "instance", s.Instance(), "address", s.server.Options().Address,
-		"registry", s.cfg.Registry.Name, "register_ttl", s.cfg.RegisterTTL, "register_interval", s.cfg.RegisterInterval)
+		"registry", s.cfg.Registry.Name, "register_ttl", s.cfg.RegisterTTL, "register_interval", s.cfg.RegisterInterval,
+		"mutual_tls", s.cfg.TLS.Enabled())
 
 	<-ctx.Done()
 	s.Shutdown()
@@ -180,4 +187,24 @@ func (s *Service) deregister() bool {
 		return false
 	}
 	return true
+}
+
+// useTLS loads the instance's TLS identity, if cfg names one, into its
+// client's settings and returns the server's option for it. Without one
+// it warns: anyone who reaches the port can call.
+func useTLS(cfg *Config, log *slog.Logger) ([]server.Option, error) {
+	if !cfg.TLS.Enabled() {
+		log.Warn("no --tls_* flags: RPC in plaintext, any process that reaches the port can call it")
+		return nil, nil
+	}
+	id, err := mtls.Load(cfg.TLS, log)
+	if err != nil {
+		return nil, err
+	}
+	if names := id.Names(); !slices.Contains(names, cfg.Name) {
+		// Not fatal: it is what an impostor looks like, and tests start one.
+		log.Warn("tls: the certificate does not name this service: callers will refuse this instance", "names", names)
+	}
+	cfg.Client.TLS = id
+	return []server.Option{grpcserver.AuthTLS(id.ServerConfig())}, nil
 }

@@ -57,8 +57,9 @@ type Setup struct {
 	Check func(cfg Config) error
 
 	// Probe is what --health_probe checks, with the settings parsed; nil
-	// asks the gRPC health check on --server_address (ProbeGRPC). A service
-	// with an HTTP port may ask it instead, e.g. ProbeHTTP(addr, "/readyz").
+	// asks the gRPC health check on --server_address (ProbeGRPC), under
+	// mutual TLS with the --tls_* flags. A service with an HTTP port may
+	// ask it instead, e.g. ProbeHTTP(addr, "/readyz").
 	Probe func(Config) error
 }
 
@@ -89,7 +90,7 @@ func (s Setup) Parse(args []string, getenv func(string) string, stdout io.Writer
 	if cfg.HealthProbe {
 		probe := s.Probe
 		if probe == nil {
-			probe = func(c Config) error { return ProbeGRPC(c.ServerAddress) }
+			probe = probeInstance
 		}
 		return cfg, nil, true, probe(cfg)
 	}

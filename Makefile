@@ -25,8 +25,8 @@ build: ## build the services into bin/
 	go build -o $(BIN)/ $(addprefix ./services/,$(SERVICES))
 
 .PHONY: run
-run: build ## run every service (user x2) on this machine with mDNS; Ctrl-C stops them
-	@SERVICES="$(SERVICES)" scripts/run-local.sh
+run: build certs ## run every service (user x2) on this machine with mDNS and mutual TLS; Ctrl-C stops them
+	@SERVICES="$(SERVICES)" CERTS_DIR="$(CERTS_DIR)" scripts/run-local.sh
 
 # Development certificates for mutual TLS between services (internal/devcerts;
 # never committed: certs/ is in .gitignore). Existing files are kept, so

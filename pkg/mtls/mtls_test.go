@@ -185,4 +185,3 @@ func TestLoadErrors(t *testing.T) {
 		})
 	}
 }
-

@@ -23,6 +23,13 @@ type Config struct {
 	Name      string   // one of Names
 	Addresses []string // host:port of the registry; empty means the plugin's default
 	Timeout   time.Duration
+
+	// Credentials, used by every call: registration, renewal, lookups and
+	// watches. Consul takes a Token, etcd a Username and Password.
+	Token    Secret
+	Username string
+	Password Secret
+	TLS      TLSFiles
 }
 
 // Default needs nothing installed: mDNS finds services on the local network.
@@ -55,7 +62,7 @@ func (c Config) Validate() error {
 	if c.Timeout <= 0 {
 		return fmt.Errorf("registry timeout %v: must be positive", c.Timeout)
 	}
-	return nil
+	return c.validateCredentials()
 }
 
 // HasServer reports whether the registry is a server to reach (Consul,
@@ -70,7 +77,7 @@ func New(c Config, extra ...registry.Option) (registry.Registry, error) {
 	if err != nil || c.Name != "etcd" {
 		return r, err
 	}
-	return newEtcdRegistration(r, c.Addresses, c.Timeout)
+	return newEtcdRegistration(r, c)
 }
 
 // newPlugin builds the registry named by c from go-micro's plugins.
@@ -88,7 +95,11 @@ func newPlugin(c Config, extra ...registry.Option) (registry.Registry, error) {
 		// apply it to the watcher's blocking queries (which wait minutes by
 		// design) and every watch would fail. Ping and the service lifecycle
 		// bound their own calls instead.
-		return consul.NewRegistry(append(extra, registry.Addrs(c.Addresses...))...), nil
+		cc, err := consulConfig(c)
+		if err != nil {
+			return nil, err
+		}
+		return consul.NewRegistry(append(extra, consul.Config(cc), registry.Addrs(c.Addresses...))...), nil
 	case "etcd":
 		return newEtcdPlugin(c, opts...)
 	case "mdns":
@@ -119,6 +130,9 @@ func Ping(ctx context.Context, c Config, r registry.Registry, attempts int, wait
 		})
 		if lastErr == nil {
 			return nil
+		}
+		if IsDenied(lastErr) {
+			return fmt.Errorf("%w: %s at %s: %v", ErrDenied, c.Name, c.addressString(), lastErr)
 		}
 		logf("registry %s at %s not answering (attempt %d of %d): %v", c.Name, c.addressString(), i, attempts, lastErr)
 		if i == attempts {

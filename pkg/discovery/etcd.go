@@ -14,6 +14,7 @@ import (
 	"go-micro.dev/v4/registry"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 )
@@ -33,10 +34,20 @@ import (
 //
 // Here every call is bounded by timeout and the client retries the
 // connection at least once a second.
+//
+// With a username, etcd's client logs in when it is built, which needs etcd
+// up and the right password. So both clients, the plugin's and ours, log in
+// on the first call (usually Ping's) rather than in New, and again on the
+// next call if that failed: the plugin would drop the error and leave a nil
+// client behind.
 type etcdRegistration struct {
 	registry.Registry // the plugin, for GetService, ListServices, Watch
-	client            *clientv3.Client
 	timeout           time.Duration
+
+	connMu sync.Mutex
+	client *clientv3.Client  // nil until connect succeeds
+	cfg    clientv3.Config   // what client is built with
+	login  []registry.Option // what the plugin still has to log in with; nil once done
 
 	mu     sync.Mutex
 	leases map[string]clientv3.LeaseID // node key -> its lease
@@ -46,21 +57,43 @@ type etcdRegistration struct {
 // in the plugin.
 const defaultEtcdAddress = "127.0.0.1:2379"
 
-// newEtcdPlugin builds go-micro's etcd registry on c's addresses alone. The
-// plugin appends MICRO_REGISTRY_ADDRESS from the environment after the
-// options it is given, so the variable would beat --registry_address for
-// lookups while registration (etcdRegistration) followed the flag. Init
-// applies our addresses last; the plugin's first client, built on the
-// variable's address, dials in the background and is never used.
+// newEtcdPlugin builds go-micro's etcd registry on c's addresses and TLS
+// alone. The plugin appends MICRO_REGISTRY_ADDRESS, ETCD_USERNAME and
+// ETCD_PASSWORD from the environment after the options it is given, so the
+// variables would beat our settings for lookups while registration
+// (etcdRegistration) followed them. Init applies ours last (see
+// etcdRegistration.connect); the plugin's first client, built with the
+// variables, dials in the background and is never used.
 func newEtcdPlugin(c Config, opts ...registry.Option) (registry.Registry, error) {
-	r := etcd.NewRegistry(opts...)
-	if os.Getenv("MICRO_REGISTRY_ADDRESS") == "" {
-		return r, nil
-	}
-	if err := r.Init(registry.Addrs(etcdAddresses(c.Addresses)...)); err != nil {
+	tlsConf, err := c.TLS.config()
+	if err != nil {
 		return nil, err
 	}
-	return r, nil
+	if tlsConf != nil {
+		opts = append(opts, registry.TLSConfig(tlsConf))
+	}
+	return etcd.NewRegistry(append(opts, etcd.LogConfig(etcdLogConfig()))...), nil
+}
+
+// etcdLogConfig keeps etcd's client quiet but for errors: each failed call
+// is returned to us and logged once by the service, and its own warnings
+// would add JSON lines to stderr, which holds a failed start's one line.
+func etcdLogConfig() *zap.Config {
+	c := zap.NewProductionConfig()
+	c.Level = zap.NewAtomicLevelAt(zap.ErrorLevel)
+	return &c
+}
+
+// etcdLogin is what the plugin must be given again after NewRegistry: our
+// addresses and credentials (none clears those of ETCD_USERNAME and
+// ETCD_PASSWORD); nil if the environment changed nothing and there are
+// no credentials.
+func etcdLogin(c Config) []registry.Option {
+	env := os.Getenv("MICRO_REGISTRY_ADDRESS") != "" || (os.Getenv("ETCD_USERNAME") != "" && os.Getenv("ETCD_PASSWORD") != "")
+	if !env && c.Username == "" {
+		return nil
+	}
+	return []registry.Option{registry.Addrs(etcdAddresses(c.Addresses)...), etcd.Auth(c.Username, string(c.Password))}
 }
 
 func etcdAddresses(addrs []string) []string {
@@ -70,21 +103,77 @@ func etcdAddresses(addrs []string) []string {
 	return addrs
 }
 
-func newEtcdRegistration(plugin registry.Registry, addrs []string, timeout time.Duration) (*etcdRegistration, error) {
-	addrs = etcdAddresses(addrs)
-	// No DialTimeout: the connection is made in the background, so building
-	// the registry does not need etcd up.
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints: addrs,
+func newEtcdRegistration(plugin registry.Registry, c Config) (*etcdRegistration, error) {
+	tlsConf, err := c.TLS.config()
+	if err != nil {
+		return nil, err
+	}
+	e := &etcdRegistration{Registry: plugin, timeout: c.Timeout, login: etcdLogin(c), leases: map[string]clientv3.LeaseID{}}
+	e.cfg = clientv3.Config{
+		Endpoints: etcdAddresses(c.Addresses),
+		TLS:       tlsConf,
+		Username:  c.Username,
+		Password:  string(c.Password),
+		// Without a username the connection is made in the background
+		// and this bounds nothing; with one, it bounds the login.
+		DialTimeout: c.Timeout,
+		LogConfig:   etcdLogConfig(),
 		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 			MinConnectTimeout: time.Second,
 		})},
-	})
+	}
+	if c.Username == "" {
+		// Nothing to log in to: connect now, as the plugin does, so that
+		// no call waits on it.
+		if _, err := e.connect(); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// connect logs the plugin in with our settings and builds our client, once
+// both succeed; a failure is tried again on the next call.
+func (e *etcdRegistration) connect() (*clientv3.Client, error) {
+	e.connMu.Lock()
+	defer e.connMu.Unlock()
+	if e.client != nil {
+		return e.client, nil
+	}
+	if e.login != nil {
+		if err := e.Registry.Init(e.login...); err != nil {
+			return nil, err
+		}
+		e.login = nil
+	}
+	cli, err := clientv3.New(e.cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &etcdRegistration{Registry: plugin, client: cli, timeout: timeout, leases: map[string]clientv3.LeaseID{}}, nil
+	e.client = cli
+	return cli, nil
+}
+
+func (e *etcdRegistration) GetService(name string, opts ...registry.GetOption) ([]*registry.Service, error) {
+	if _, err := e.connect(); err != nil {
+		return nil, err
+	}
+	return e.Registry.GetService(name, opts...)
+}
+
+func (e *etcdRegistration) ListServices(opts ...registry.ListOption) ([]*registry.Service, error) {
+	if _, err := e.connect(); err != nil {
+		return nil, err
+	}
+	return e.Registry.ListServices(opts...)
+}
+
+func (e *etcdRegistration) Watch(opts ...registry.WatchOption) (registry.Watcher, error) {
+	if _, err := e.connect(); err != nil {
+		return nil, err
+	}
+	return e.Registry.Watch(opts...)
 }
 
 func etcdKey(service, node string) string {
@@ -103,23 +192,27 @@ func (e *etcdRegistration) Register(s *registry.Service, opts ...registry.Regist
 	if ttl < 1 {
 		ttl = 1 // the plugin panics on 0; a key that never expires outlives a crash
 	}
+	cli, err := e.connect()
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
 	defer cancel()
 	for _, n := range s.Nodes {
-		if err := e.registerNode(ctx, s, n, ttl); err != nil {
+		if err := e.registerNode(ctx, cli, s, n, ttl); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (e *etcdRegistration) registerNode(ctx context.Context, s *registry.Service, n *registry.Node, ttl int64) error {
+func (e *etcdRegistration) registerNode(ctx context.Context, cli *clientv3.Client, s *registry.Service, n *registry.Node, ttl int64) error {
 	key := etcdKey(s.Name, n.Id)
 	e.mu.Lock()
 	lease, ok := e.leases[key]
 	e.mu.Unlock()
 	if ok {
-		_, err := e.client.KeepAliveOnce(ctx, lease)
+		_, err := cli.KeepAliveOnce(ctx, lease)
 		if err == nil {
 			return nil // the key lives as long as its lease
 		}
@@ -128,7 +221,7 @@ func (e *etcdRegistration) registerNode(ctx context.Context, s *registry.Service
 		}
 		// The lease expired while etcd was away: write the key again.
 	}
-	grant, err := e.client.Grant(ctx, ttl)
+	grant, err := cli.Grant(ctx, ttl)
 	if err != nil {
 		return err
 	}
@@ -139,7 +232,7 @@ func (e *etcdRegistration) registerNode(ctx context.Context, s *registry.Service
 	if err != nil {
 		return err
 	}
-	if _, err := e.client.Put(ctx, key, string(value), clientv3.WithLease(grant.ID)); err != nil {
+	if _, err := cli.Put(ctx, key, string(value), clientv3.WithLease(grant.ID)); err != nil {
 		return err
 	}
 	e.mu.Lock()
@@ -149,11 +242,15 @@ func (e *etcdRegistration) registerNode(ctx context.Context, s *registry.Service
 }
 
 func (e *etcdRegistration) Deregister(s *registry.Service, _ ...registry.DeregisterOption) error {
+	cli, err := e.connect()
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
 	defer cancel()
 	for _, n := range s.Nodes {
 		key := etcdKey(s.Name, n.Id)
-		if _, err := e.client.Delete(ctx, key); err != nil {
+		if _, err := cli.Delete(ctx, key); err != nil {
 			return err
 		}
 		e.mu.Lock()
@@ -161,7 +258,7 @@ func (e *etcdRegistration) Deregister(s *registry.Service, _ ...registry.Deregis
 		delete(e.leases, key)
 		e.mu.Unlock()
 		if ok {
-			_, _ = e.client.Revoke(ctx, lease) // the key is gone; the lease would expire anyway
+			_, _ = cli.Revoke(ctx, lease) // the key is gone; the lease would expire anyway
 		}
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +29,8 @@ type Config struct {
 	ShutdownTimeout  time.Duration // bound on each shutdown step that waits on something else
 	Client           wrappers.Config
 	HealthProbe      bool // check a running instance and exit, instead of serving
+
+	registryPasswordFile string // --registry_password_file, if given
 	// TLS: mutual TLS between services (pkg/mtls); no files: plaintext.
 	TLS mtls.Files
 }
@@ -114,6 +117,23 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	})
 	fs.DurationVar(&c.Registry.Timeout, "registry_timeout", c.Registry.Timeout, "bound on one registry call made at start or stop")
 	fs.IntVar(&c.RegistryAttempts, "registry_attempts", c.RegistryAttempts, "tries to reach the registry at start")
+	fs.Var(&c.Registry.Token, "registry_token", "Consul ACL token of this service (MICRO_REGISTRY_TOKEN keeps it off the command line)")
+	fs.StringVar(&c.Registry.Username, "registry_username", c.Registry.Username, "etcd user of this service; its password comes from MICRO_REGISTRY_PASSWORD or --registry_password_file, never a flag")
+	fs.Func("registry_password_file", "file holding the etcd password of --registry_username", func(path string) error {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		p := strings.TrimRight(string(b), "\r\n")
+		if p == "" {
+			return fmt.Errorf("%s: empty", path)
+		}
+		c.Registry.Password, c.registryPasswordFile = discovery.Secret(p), path
+		return nil
+	})
+	fs.StringVar(&c.Registry.TLS.CA, "registry_tls_ca", c.Registry.TLS.CA, "CA (PEM) that signed the registry's certificate; any --registry_tls_* means TLS to the registry")
+	fs.StringVar(&c.Registry.TLS.Cert, "registry_tls_cert", c.Registry.TLS.Cert, "client certificate (PEM) for a registry that asks for one")
+	fs.StringVar(&c.Registry.TLS.Key, "registry_tls_key", c.Registry.TLS.Key, "the private key (PEM) of --registry_tls_cert")
 	fs.StringVar(&c.ServerAddress, "server_address", c.ServerAddress, "RPC listen address; :0 picks a free port")
 	fs.Var((*seconds)(&c.RegisterTTL), "register_ttl", "registry TTL of this instance (e.g. 10s; a bare number is seconds, as in go-micro)")
 	fs.Var((*seconds)(&c.RegisterInterval), "register_interval", "re-registration interval (e.g. 5s; a bare number is seconds)")
@@ -132,6 +152,25 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Client.Breaker.VolumeThreshold, "breaker_volume", c.Client.Breaker.VolumeThreshold, "calls in 10 s before the breaker may open")
 	fs.IntVar(&c.Client.Breaker.ErrorPercent, "breaker_error_percent", c.Client.Breaker.ErrorPercent, "percentage of failed calls that opens the breaker")
 	fs.DurationVar(&c.Client.Breaker.SleepWindow, "breaker_sleep", c.Client.Breaker.SleepWindow, "how long an open breaker rejects before testing again")
+}
+
+// registryPasswordEnv holds etcd's password. A password is never a flag:
+// a command line is visible to every user of the machine.
+const registryPasswordEnv = "MICRO_REGISTRY_PASSWORD"
+
+// readRegistryPassword takes the registry password from
+// MICRO_REGISTRY_PASSWORD unless --registry_password_file gave one: both
+// set is an error, since either could be the one the operator meant.
+func (c *Config) readRegistryPassword(getenv func(string) string) error {
+	p := getenv(registryPasswordEnv)
+	if p == "" {
+		return nil
+	}
+	if c.registryPasswordFile != "" {
+		return &UsageError{fmt.Errorf("registry password: both %s and --registry_password_file (or MICRO_REGISTRY_PASSWORD_FILE) are set: use one", registryPasswordEnv)}
+	}
+	c.Registry.Password = discovery.Secret(p)
+	return nil
 }
 
 // parseFlags parses args into fs, then fills every flag not given on the command

@@ -30,7 +30,16 @@ type drainingRegistry struct {
 	draining     bool
 	deregistered bool
 
-	registered atomic.Bool // a registration has succeeded (Health)
+	registered atomic.Bool           // a registration has succeeded (Health)
+	failed     atomic.Pointer[error] // the last registration's error; nil after a success
+}
+
+// lastErr is the error of the last registration, nil if it succeeded.
+func (r *drainingRegistry) lastErr() error {
+	if p := r.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 func (r *drainingRegistry) Register(s *registry.Service, opts ...registry.RegisterOption) error {
@@ -40,8 +49,10 @@ func (r *drainingRegistry) Register(s *registry.Service, opts ...registry.Regist
 		return nil
 	}
 	if err := discovery.Call(context.Background(), r.timeout, func() error { return r.Registry.Register(s, opts...) }); err != nil {
+		r.failed.Store(&err)
 		return err
 	}
+	r.failed.Store(nil)
 	r.registered.Store(true)
 	return nil
 }

@@ -152,6 +152,15 @@ func (s *Service) start(ctx context.Context, ln net.Listener) error {
 	if err := s.server.Start(); err != nil {
 		return fmt.Errorf("start server: %w", err)
 	}
+	// go-micro's server logs a failed first registration and serves on,
+	// trying again every interval. A registry that refused this service's
+	// credentials will refuse them again: stop rather than serve unlisted.
+	if err := s.reg.lastErr(); !s.reg.registered.Load() && discovery.IsDenied(err) {
+		if serr := discovery.Call(context.Background(), s.cfg.ShutdownTimeout, s.server.Stop); serr != nil {
+			s.log.Error("stop server", "err", serr)
+		}
+		return fmt.Errorf("register in %s: %w", s.cfg.Registry.Name, err)
+	}
 	return nil
 }
 

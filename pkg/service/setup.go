@@ -87,6 +87,9 @@ func (s Setup) Parse(args []string, getenv func(string) string, stdout io.Writer
 		}
 		return cfg, nil, true, err
 	}
+	if err := cfg.readRegistryPassword(getenv); err != nil {
+		return cfg, nil, true, err
+	}
 	if cfg.HealthProbe {
 		probe := s.Probe
 		if probe == nil {

@@ -69,17 +69,34 @@ func probeInstance(cfg Config) error {
 
 // ProbeHTTP checks that GET path on the port of listenAddress answers 200.
 func ProbeHTTP(listenAddress, path string) error {
+	return probeHTTP(listenAddress, path, nil)
+}
+
+// ProbeHTTPS is ProbeHTTP over HTTPS, verifying the server with tlsConfig
+// (such as the server's own certificate as the only root).
+func ProbeHTTPS(listenAddress, path string, tlsConfig *tls.Config) error {
+	if tlsConfig == nil {
+		return fmt.Errorf("probe: no TLS configuration for https")
+	}
+	return probeHTTP(listenAddress, path, tlsConfig)
+}
+
+func probeHTTP(listenAddress, path string, tlsConfig *tls.Config) error {
 	addr, err := loopback(listenAddress)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	scheme, hc := "http://", http.DefaultClient
+	if tlsConfig != nil {
+		scheme, hc = "https://", &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig}}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+addr+path, nil)
 	if err != nil {
 		return err
 	}
-	rsp, err := http.DefaultClient.Do(req)
+	rsp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("probe %s: %w", req.URL, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	merrors "go-micro.dev/v4/errors"
 
@@ -25,6 +26,8 @@ type API struct {
 	// ready reports whether calls can be served now: the registry answers
 	// and every service the gateway calls has an instance.
 	ready func(context.Context) error
+	// limit refuses a client's requests beyond its rate; nil: no limit.
+	limit *rateLimiter
 	log   *slog.Logger
 }
 
@@ -43,6 +46,16 @@ func (a *API) Handler() http.Handler {
 		id := newRequestID()
 		w.Header().Set(requestIDHeader, id)
 		r = r.WithContext(withRequestID(r.Context(), id))
+		// Every path is limited, /healthz and /readyz too: probes come from
+		// one address a few times a minute, far below any limit, and an
+		// unlimited /readyz would let anyone make the gateway ask the
+		// registry as often as they like.
+		if a.limit != nil {
+			if ok, wait := a.limit.allow(clientOf(r)); !ok {
+				a.writeError(w, r, &tooManyRequests{retryAfter: wait})
+				return
+			}
+		}
 		// Matching twice (well under a microsecond) keeps ServeMux in charge
 		// of path values, which only its ServeHTTP sets.
 		if h, pattern := mux.Handler(r); pattern == "" {
@@ -242,7 +255,8 @@ func (e *notReady) Unwrap() error { return e.err }
 // or an open circuit is a 503, a timeout a 504, and any other failure of a
 // service behind the gateway a 502. A 5xx answer says only what failed, in
 // general terms, and carries the request id of the log line that holds the
-// detail: the detail names addresses, ports and registry internals.
+// detail: the detail names addresses, ports and registry internals. A
+// client over its rate limit gets a 429 with Retry-After.
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, reason := http.StatusInternalServerError, "internal error"
 	cause, what := err, "a service behind the gateway"
@@ -251,8 +265,12 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		cause, what = call.err, "the "+call.service+" service"
 	}
 	var nr *notReady
+	var limited *tooManyRequests
 	if errors.As(err, &nr) {
 		status, reason = http.StatusServiceUnavailable, nr.reason
+	} else if errors.As(err, &limited) {
+		status, reason = http.StatusTooManyRequests, "too many requests"
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(limited.retryAfter)))
 	} else if e, ok := wrappers.Error(cause); ok {
 		switch {
 		case e.Code == http.StatusRequestTimeout:

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -23,15 +25,22 @@ const hangGuard = 10 * time.Second
 // free loopback port, and returns its address.
 func startHTTPServer(tb testing.TB, c httpConfig, f *apiFixture) string {
 	tb.Helper()
+	return startServer(tb, c, f, nil)
+}
+
+// startServer is startHTTPServer, over HTTPS if tlsConfig is not nil.
+func startServer(tb testing.TB, c httpConfig, f *apiFixture, tlsConfig *tls.Config) string {
+	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	srv := newHTTPServer(c, f.api.Handler())
+	srv.TLSConfig = tlsConfig
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = srv.Serve(ln)
+		_ = serve(srv, ln)
 	}()
 	tb.Cleanup(func() {
 		srv.Close()
@@ -181,6 +190,11 @@ func TestHTTPConfigValidate(t *testing.T) {
 		{"no idle timeout", with(func(c *httpConfig) { c.IdleTimeout = 0 }), "must be positive"},
 		{"negative read header timeout", with(func(c *httpConfig) { c.ReadHeaderTimeout = -time.Second }), "must be positive"},
 		{"header timeout above read timeout", with(func(c *httpConfig) { c.ReadHeaderTimeout = c.ReadTimeout + time.Second }), "read header timeout"},
+		{"https", with(func(c *httpConfig) { c.TLSCert, c.TLSKey = "a.crt", "a.key" }), ""},
+		{"key without certificate", with(func(c *httpConfig) { c.TLSKey = "a.key" }), "go together"},
+		{"no rate limit, no burst", with(func(c *httpConfig) { c.RateLimit, c.RateBurst = 0, 0 }), ""},
+		{"fractional rate limit", with(func(c *httpConfig) { c.RateLimit, c.RateBurst = 0.5, 1 }), ""},
+		{"infinite rate limit", with(func(c *httpConfig) { c.RateLimit = math.Inf(1) }), "http rate limit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

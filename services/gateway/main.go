@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"time"
 
 	"go-micro.dev/v4/server"
 
@@ -26,12 +27,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Flags: httpCfg.flags,
 		Env:   httpEnv(),
 		Check: func(c service.Config) error { return httpCfg.validate(c.Client.RequestTimeout) },
-		Probe: func(service.Config) error { return service.ProbeHTTP(httpCfg.Address, "/readyz") },
+		Probe: func(service.Config) error { return httpCfg.probe() },
 	}.Parse(args, getenv, stdout)
 	if done {
 		return err
 	}
 
+	// Read the certificate before anything registers: a missing or wrong
+	// file is an error at once, not a failed handshake for every client.
+	var certs *certFiles
+	if httpCfg.TLSCert != "" {
+		if certs, err = loadCertFiles(httpCfg.TLSCert, httpCfg.TLSKey, log); err != nil {
+			return err
+		}
+	}
 	// Bind before anything registers, so a taken port is an error first.
 	ln, err := net.Listen("tcp", httpCfg.Address)
 	if err != nil {
@@ -49,21 +58,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		users: userpb.NewUserService("user", svc.Client()),
 		hello: hellopb.NewHelloService("hello", svc.Client()),
 		ready: readiness(svc.Registry(), cfg.Registry.Timeout, svc.Draining, "user", "hello"),
+		limit: newRateLimiter(httpCfg.RateLimit, httpCfg.RateBurst, maxClients, time.Now, log),
 		log:   log,
 	}
 	srv := newHTTPServer(httpCfg, api.Handler())
+	scheme := "http"
+	if certs != nil {
+		srv.TLSConfig, scheme = certs.serverTLS(), "https"
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	serveErr := make(chan error, 1)
 	go func() {
-		err := srv.Serve(ln)
+		err := serve(srv, ln)
 		if !errors.Is(err, http.ErrServerClosed) {
 			cancel() // stop the service too: a gateway without HTTP is useless
 		}
 		serveErr <- err
 	}()
-	log.Info("http listening", "address", ln.Addr().String())
+	log.Info("http listening", "address", ln.Addr().String(), "scheme", scheme)
 
 	// Run returns after deregistering and draining; HTTP keeps serving until then.
 	runErr := svc.Run(ctx)

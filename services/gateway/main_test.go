@@ -25,12 +25,19 @@ func TestRunUsageErrors(t *testing.T) {
 		servicetest.UsageCase{Name: "no read timeout", Args: []string{"--http_read_timeout", "0s"}, Want: "must be positive"},
 		servicetest.UsageCase{Name: "HTTP_IDLE_TIMEOUT not a duration", Env: map[string]string{"HTTP_IDLE_TIMEOUT": "long"}, Want: "HTTP_IDLE_TIMEOUT"},
 		servicetest.UsageCase{Name: "HTTP_READ_HEADER_TIMEOUT above the read timeout", Env: map[string]string{"HTTP_READ_HEADER_TIMEOUT": "11s"}, Want: "read header timeout 11s"},
+		// One file of the pair would serve neither HTTPS nor what was meant.
+		servicetest.UsageCase{Name: "certificate without key", Args: []string{"--http_tls_cert", "gateway.crt"}, Want: "go together"},
+		servicetest.UsageCase{Name: "HTTP_TLS_KEY without certificate", Env: map[string]string{"HTTP_TLS_KEY": "gateway.key"}, Want: "go together"},
+		servicetest.UsageCase{Name: "negative rate limit", Args: []string{"--http_rate_limit", "-1"}, Want: "http rate limit -1"},
+		servicetest.UsageCase{Name: "HTTP_RATE_LIMIT not a number", Env: map[string]string{"HTTP_RATE_LIMIT": "NaN"}, Want: "http rate limit NaN"},
+		servicetest.UsageCase{Name: "no burst with a rate limit", Args: []string{"--http_rate_burst", "0"}, Want: "http rate burst 0"},
 	)
 }
 
 func TestRunHelp(t *testing.T) {
 	servicetest.MustPrintHelp(t, run, "gateway", "-registry", "-server_address", "-http_address",
-		"-http_read_header_timeout", "-http_read_timeout", "-http_write_timeout", "-http_idle_timeout")
+		"-http_read_header_timeout", "-http_read_timeout", "-http_write_timeout", "-http_idle_timeout",
+		"-http_tls_cert", "-http_tls_key", "-http_rate_limit", "-http_rate_burst")
 }
 
 // TestRunStartsAndStops starts the gateway on loopback, checks that its

@@ -1,4 +1,5 @@
-# The image of one service, by name:
+# The image of one service, by name, or of cmd/stackinit (the compose
+# stack's init step, SERVICE=stackinit):
 #
 #   make images        (or by hand:)
 #   CGO_ENABLED=0 go build -trimpath -o bin/linux/ ./services/user

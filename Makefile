@@ -34,10 +34,15 @@ run: build certs ## run every service (user x2) on this machine with mDNS and mu
 # reaches the program through the environment unexpanded ($(value)), as in
 # `new` below, not through the shell's parsing of a command line.
 CERTS_DIR ?= certs
+# Keys and secrets readable by the containers' users (65534, Consul's):
+# each container mounts its files one by one, and the folder itself is
+# closed to other local users (0700, by stackinit).
+CERTS_KEY_MODE ?= 0644
 .PHONY: certs
 certs: export CERTS_SERVICES = $(value SERVICES)
-certs: ## write a development CA and a certificate per service into certs/ (kept if present)
-	go run ./cmd/certs -dir "$(CERTS_DIR)" -services "$$CERTS_SERVICES"
+certs: ## write a development CA, a certificate per service and the stack's registry secrets into certs/ (kept if present)
+	go run ./cmd/certs -dir "$(CERTS_DIR)" -key-mode $(CERTS_KEY_MODE) -services "$$CERTS_SERVICES"
+	go run ./cmd/stackinit secrets -dir "$(CERTS_DIR)" -key-mode $(CERTS_KEY_MODE) -services "$$CERTS_SERVICES"
 
 .PHONY: test
 test: tools ## run every test (unit and integration against real Consul and etcd) with -race
@@ -125,17 +130,18 @@ STANDIN_ETCD_IMAGE := micro-starter/etcd-standin:$(ETCD_VERSION)
 IMAGE_LABEL := micro-starter.built-by=make
 
 .PHONY: images
-images: ## build the images micro-starter/<service>:dev from static binaries
+images: ## build the images micro-starter/<service>:dev (and stackinit:dev, the stack's init step) from static binaries
 	@mkdir -p $(BIN)/linux
-	CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags='-s -w' -o $(BIN)/linux/ $(addprefix ./services/,$(SERVICES))
-	for s in $(SERVICES); do docker build -q --label $(IMAGE_LABEL) --build-arg SERVICE=$$s -t micro-starter/$$s:dev . >/dev/null; done
+	CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags='-s -w' -o $(BIN)/linux/ $(addprefix ./services/,$(SERVICES)) ./cmd/stackinit
+	for s in $(SERVICES) stackinit; do docker build -q --label $(IMAGE_LABEL) --build-arg SERVICE=$$s -t micro-starter/$$s:dev . >/dev/null; done
 	@docker image prune -f --filter label=$(IMAGE_LABEL) >/dev/null
 
 .PHONY: up
-up: images ## start the stack in docker-compose; returns when it answers (REGISTRY=etcd, USERS=3)
+up: certs images ## start the stack in docker-compose (certificates and secrets made on first use); returns when it answers (REGISTRY=etcd, USERS=3)
 	$(COMPOSE) up -d --remove-orphans $(if $(USERS),--scale user=$(USERS))
 	@scripts/compose-wait.sh $(COMPOSE_PROJECT)
-	@echo "gateway: http://127.0.0.1:$${GATEWAY_PORT:-8080}/hello?user_id=ada  Consul UI: http://127.0.0.1:$${CONSUL_PORT:-8500}/ui  registry: $${REGISTRY:-consul}"
+	@echo "gateway: curl --cacert certs/ca.crt 'https://127.0.0.1:$${GATEWAY_PORT:-8080}/hello?user_id=ada'"
+	@echo "Consul UI: http://127.0.0.1:$${CONSUL_PORT:-8500}/ui (token: certs/consul-management.token)  registry: $${REGISTRY:-consul}"
 
 .PHONY: down
 down: ## stop the compose stack and remove its containers, networks and anonymous volumes
@@ -159,7 +165,7 @@ standins: $(BIN)/consul $(BIN)/etcd $(BIN)/etcdctl ## build stand-ins for the Co
 	@docker image prune -f --filter label=$(IMAGE_LABEL) >/dev/null
 
 .PHONY: test-e2e
-test-e2e: images standins ## run the compose stack end to end with Consul and with etcd (needs Docker)
+test-e2e: certs images standins ## run the compose stack end to end with Consul and with etcd (needs Docker)
 	CONSUL_IMAGE=$(STANDIN_CONSUL_IMAGE) ETCD_IMAGE=$(STANDIN_ETCD_IMAGE) \
 		go test -tags e2e -race -count=1 $(TEST_FLAGS) ./e2e/
 

@@ -5,10 +5,14 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -19,7 +23,8 @@ import (
 	"github.com/example/micro-starter/internal/stack"
 )
 
-// repoRoot holds docker-compose.yml and the Makefile.
+// repoRoot holds docker-compose.yml and the Makefile; certs/ in it, the
+// certificates and secrets the stack mounts (make certs).
 const repoRoot = ".."
 
 // requireDocker skips the test when no Docker engine answers.
@@ -36,9 +41,11 @@ func requireDocker(t *testing.T) {
 // its own: every container and network it makes carries the project's name.
 type composeStack struct {
 	project  string
+	registry string   // consul or etcd: the one the services use
 	env      []string // docker-compose's environment: REGISTRY, ports, images
-	gateway  string   // base URL of the gateway's API
-	registry string   // host:port of the API of the registry the services use
+	gateway  string   // base URL of the gateway's API (HTTPS)
+	http     *http.Client
+	consul   string // host:port of Consul's published HTTP API
 }
 
 // startStack starts docker-compose.yml with registry, on free loopback
@@ -46,16 +53,18 @@ type composeStack struct {
 // when the test ends, after its logs are printed if the test failed.
 func startStack(t *testing.T, registry string) *composeStack {
 	t.Helper()
-	ports := stack.MustFreePorts(t, 3)
+	ports := stack.MustFreePorts(t, 2)
 	s := &composeStack{
 		project:  "microstarter-e2e-" + registry,
-		gateway:  fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
-		registry: fmt.Sprintf("127.0.0.1:%d", map[string]int{"consul": ports[1], "etcd": ports[2]}[registry]),
+		registry: registry,
+		gateway:  fmt.Sprintf("https://127.0.0.1:%d", ports[0]),
+		http:     httpsClient(t),
+		consul:   fmt.Sprintf("127.0.0.1:%d", ports[1]),
 	}
 	// CONSUL_IMAGE and ETCD_IMAGE come from the environment: make test-e2e
 	// sets them to the stand-ins it builds.
 	s.env = append(os.Environ(), "REGISTRY="+registry,
-		fmt.Sprintf("GATEWAY_PORT=%d", ports[0]), fmt.Sprintf("CONSUL_PORT=%d", ports[1]), fmt.Sprintf("ETCD_PORT=%d", ports[2]))
+		fmt.Sprintf("GATEWAY_PORT=%d", ports[0]), fmt.Sprintf("CONSUL_PORT=%d", ports[1]))
 
 	s.compose(t, "down", "-v", "--remove-orphans") // what a killed earlier run left
 	s.requireLocalImages(t)
@@ -70,14 +79,19 @@ func startStack(t *testing.T, registry string) *composeStack {
 	})
 
 	s.compose(t, "up", "-d")
-	want := map[string]int{"consul": 1, "etcd": 1, "user": 2, "hello": 1, "gateway": 1}
+	want := map[string]int{"consul": 1, "etcd": 1, "init": 1, "user": 2, "hello": 1, "gateway": 1}
 	eventually(t, 90*time.Second, func() error {
 		count := map[string]int{}
 		for _, c := range s.containers(t, "") {
-			if c.State != "running" {
+			switch {
+			case c.Service == "init" && c.State == "exited":
+				// The one-shot init step: done, or failed.
+				if c.ExitCode != 0 {
+					t.Fatalf("container %s exited with status %d", c.Name, c.ExitCode)
+				}
+			case c.State != "running":
 				t.Fatalf("container %s is %s", c.Name, c.State)
-			}
-			if c.Health != "healthy" {
+			case c.Health != "healthy":
 				return fmt.Errorf("container %s is %s", c.Name, c.Health)
 			}
 			count[c.Service]++
@@ -90,6 +104,31 @@ func startStack(t *testing.T, registry string) *composeStack {
 		return nil
 	})
 	return s
+}
+
+// httpsClient trusts the development CA (make certs), which signed the
+// gateway's HTTPS certificate for 127.0.0.1, and bounds every request.
+func httpsClient(tb testing.TB) *http.Client {
+	tb.Helper()
+	pem, err := os.ReadFile(filepath.Join(repoRoot, "certs", "ca.crt"))
+	if err != nil {
+		tb.Fatalf("%v: run make test-e2e, which makes the certificates and secrets (make certs)", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		tb.Fatal("certs/ca.crt holds no certificate")
+	}
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+}
+
+// secret reads one of the stack's secrets from certs/.
+func secret(tb testing.TB, name string) string {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot, "certs", name))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // requireLocalImages fails unless every image of the stack is on this
@@ -109,8 +148,9 @@ type container struct {
 	ID, Name, Service string
 	State             string // running, exited...
 	ExitCode          int
-	Health            string // starting, healthy, unhealthy
-	IP                string // on the project's network
+	Health            string   // starting, healthy, unhealthy
+	IP                string   // on the project's network
+	Published         []string // host ip:port -> container port/proto
 }
 
 // containers lists the stack's containers of service, or all of them.
@@ -135,6 +175,7 @@ func (s *composeStack) containers(tb testing.TB, service string) []container {
 		Config          struct{ Labels map[string]string }
 		NetworkSettings struct {
 			Networks map[string]struct{ IPAddress string }
+			Ports    map[string][]struct{ HostIP, HostPort string }
 		}
 	}
 	if err := json.Unmarshal([]byte(mustRun(tb, s.env, "docker", append([]string{"inspect"}, ids...)...)), &inspected); err != nil {
@@ -152,6 +193,11 @@ func (s *composeStack) containers(tb testing.TB, service string) []container {
 		}
 		if i.State.Health != nil {
 			c.Health = i.State.Health.Status
+		}
+		for port, bindings := range i.NetworkSettings.Ports {
+			for _, b := range bindings {
+				c.Published = append(c.Published, fmt.Sprintf("%s:%s -> %s", b.HostIP, b.HostPort, port))
+			}
 		}
 		cs = append(cs, c)
 	}
@@ -208,21 +254,127 @@ func command(env []string, name string, args ...string) (string, error) {
 	return stdout.String(), nil
 }
 
+// registryView reads the registry the services use through its own API,
+// with its administrator's credentials: Consul's HTTP API on its published
+// port with the management token; etcd, whose port is not published,
+// with etcdctl in its container as root.
+type registryView interface {
+	Instances(service string) ([]stack.Instance, error)
+}
+
+func (s *composeStack) registryView(tb testing.TB) registryView {
+	tb.Helper()
+	if s.registry == "etcd" {
+		return etcdView{s, secret(tb, "etcd-root.password")}
+	}
+	api, err := stack.OpenAPIAs("consul", s.consul, secret(tb, "consul-management.token"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(api.Close)
+	return api
+}
+
+type etcdView struct {
+	s            *composeStack
+	rootPassword string
+}
+
+// Instances lists the nodes of the keys go-micro's etcd registry writes
+// under /micro/registry/<service>/ (as stack.API does), read with etcdctl.
+func (v etcdView) Instances(service string) ([]stack.Instance, error) {
+	out, err := v.s.etcdctl("--user", "root:"+v.rootPassword, "get", "--prefix", "-w", "json", "/micro/registry/"+service+"/")
+	if err != nil {
+		return nil, fmt.Errorf("etcdctl: %v: %s", err, out)
+	}
+	var rsp struct{ Kvs []struct{ Key, Value []byte } } // base64 in etcdctl's JSON
+	if err := json.Unmarshal([]byte(out), &rsp); err != nil {
+		return nil, fmt.Errorf("etcdctl: %v: %s", err, out)
+	}
+	var is []stack.Instance
+	for _, kv := range rsp.Kvs {
+		var svc struct {
+			Nodes []struct{ ID, Address string }
+		}
+		if err := json.Unmarshal(kv.Value, &svc); err != nil {
+			return nil, fmt.Errorf("etcd key %s: %w", kv.Key, err)
+		}
+		for _, n := range svc.Nodes {
+			is = append(is, stack.Instance{ID: n.ID, Address: n.Address})
+		}
+	}
+	return is, nil
+}
+
+// etcdctl runs etcdctl in the stack's etcd container.
+func (s *composeStack) etcdctl(args ...string) (string, error) {
+	return command(s.env, "docker", append([]string{"exec", s.project + "_etcd_1", "/usr/local/bin/etcdctl"}, args...)...)
+}
+
+func mustInstances(tb testing.TB, r registryView, service string) []stack.Instance {
+	tb.Helper()
+	is, err := r.Instances(service)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return is
+}
+
+func mustIDs(tb testing.TB, r registryView, service string) []string {
+	tb.Helper()
+	var ids []string
+	for _, i := range mustInstances(tb, r, service) {
+		ids = append(ids, i.ID)
+	}
+	return ids
+}
+
+// probe runs e2e/testdata/probe in a throwaway container on the stack's
+// network (in the user image, for its empty file system): one call of
+// user's Get to addr, with args and the files given (host path ->
+// container path). It returns the probe's output and whether the call
+// succeeded.
+func (s *composeStack) probe(tb testing.TB, bin, addr string, files map[string]string, args ...string) (string, bool) {
+	tb.Helper()
+	run := []string{"run", "--rm", "--network", s.project + "_default", "--entrypoint", "/probe",
+		"-v", bin + ":/probe:ro"}
+	for host, in := range files {
+		abs, err := filepath.Abs(host)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		run = append(run, "-v", abs+":"+in+":ro")
+	}
+	run = append(run, "micro-starter/user:dev", "-addr", addr)
+	out, err := command(s.env, "docker", append(run, args...)...)
+	return strings.TrimSpace(out), err == nil
+}
+
+// buildProbe builds e2e/testdata/probe, static, for the probe container.
+func buildProbe(tb testing.TB) string {
+	tb.Helper()
+	bin := filepath.Join(tb.TempDir(), "probe")
+	env := append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	mustRun(tb, env, "go", "build", "-o", bin, "./e2e/testdata/probe")
+	return bin
+}
+
 // load sends GET url every 10 ms, for at most a minute, until stopped, and
 // counts the answers that are 200 with a JSON body naming an instance.
 type load struct {
-	url  string
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+	client *http.Client
+	url    string
+	stop   chan struct{}
+	done   chan struct{}
+	once   sync.Once
 
 	mu         sync.Mutex
 	ok, failed int
 	errors     []string // the first few failures
 }
 
-func startLoad(tb testing.TB, url string) *load {
-	l := &load{url: url, stop: make(chan struct{}), done: make(chan struct{})}
+func startLoad(tb testing.TB, client *http.Client, url string) *load {
+	l := &load{client: client, url: url, stop: make(chan struct{}), done: make(chan struct{})}
 	go l.run()
 	tb.Cleanup(l.halt)
 	return l
@@ -242,7 +394,7 @@ func (l *load) run() {
 		case <-tick.C:
 		}
 		var rsp struct{ Instance string }
-		err := stack.GetJSON(httpClient, l.url, &rsp)
+		err := stack.GetJSON(l.client, l.url, &rsp)
 		if err == nil && rsp.Instance == "" {
 			err = fmt.Errorf("GET %s: no instance in the answer", l.url)
 		}

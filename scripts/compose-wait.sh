@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Waits until every container of a compose project reports healthy (each
-# service in docker-compose.yml has a health check), for `make up`:
+# long-running service in docker-compose.yml has a health check) and every
+# one-shot container (init: no health check) has exited 0, for `make up`:
 # docker-compose 1.29 has no `up --wait`. Fails at once if a container has
-# stopped, and after TIMEOUT seconds (default 120) otherwise.
+# stopped otherwise, and after TIMEOUT seconds (default 120).
 #
 #   scripts/compose-wait.sh PROJECT
 set -euo pipefail
@@ -16,13 +17,15 @@ while :; do
 		echo "compose project $project has no containers" >&2
 		exit 1
 	fi
-	# One line per container: name, state, health.
-	states=$(docker inspect -f '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}no-healthcheck{{end}}' $ids)
-	waiting=$(awk '$3 != "healthy"' <<<"$states")
+	# One line per container: name, state, health, exit status.
+	states=$(docker inspect -f '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}no-healthcheck{{end}} {{.State.ExitCode}}' $ids)
+	# A one-shot job that exited 0 is done; every other container must be
+	# healthy, and running (or about to) while it is not yet.
+	waiting=$(awk '!($2 == "exited" && $3 == "no-healthcheck" && $4 == 0) && $3 != "healthy"' <<<"$states")
 	if [ -z "$waiting" ]; then
 		exit 0
 	fi
-	stopped=$(awk '$2 != "running" && $2 != "created" && $2 != "restarting"' <<<"$states")
+	stopped=$(awk '$2 != "running" && $2 != "created" && $2 != "restarting"' <<<"$waiting")
 	if [ -n "$stopped" ] || ((SECONDS >= deadline)); then
 		echo "compose project $project: not every container is healthy${stopped:+ (some stopped)}:" >&2
 		echo "$waiting" >&2

@@ -8,8 +8,10 @@
 // the certificates, a Consul management token and one Consul token per
 // service, an etcd root password and one etcd password per service, all
 // from crypto/rand, and keeps those already there. From them it derives the
-// Consul agent's ACL config (consul-acl.json) and the init step's input
-// (stackinit.json), both written again when they differ.
+// Consul agent's ACL config (consul-acl.json), the init step's input
+// (stackinit.json) and each service's compose env files
+// (<service>.consul.env: its token; <service>.etcd.env: its user), written
+// again when they differ.
 //
 // init runs once per `up`, in a container of its own: it waits for Consul
 // and etcd and gives each service its policy and token, role and user

@@ -32,7 +32,8 @@ func TestSecretsWritesEachOnceAndKeepsThem(t *testing.T) {
 	mustRun(t, "secrets", "-dir", dir, "-key-mode", "0640", "-services", "user hello")
 	first := readDir(t, dir)
 	wantFiles := []string{"consul-acl.json", "consul-management.token", "etcd-root.password",
-		"hello.consul-token", "hello.etcd-password", "stackinit.json", "user.consul-token", "user.etcd-password"}
+		"hello.consul-token", "hello.consul.env", "hello.etcd-password", "hello.etcd.env", "stackinit.json",
+		"user.consul-token", "user.consul.env", "user.etcd-password", "user.etcd.env"}
 	if got := slices.Sorted(maps.Keys(first)); !slices.Equal(got, wantFiles) {
 		t.Fatalf("files %v, want %v", got, wantFiles)
 	}
@@ -81,10 +82,17 @@ func TestSecretsWritesEachOnceAndKeepsThem(t *testing.T) {
 		t.Errorf("stackinit.json: %s", first["stackinit.json"])
 	}
 
+	if got, want := first["user.consul.env"], "MICRO_REGISTRY_TOKEN="+first["user.consul-token"]; got != want {
+		t.Errorf("user.consul.env: %q, want %q", got, want)
+	}
+	if got, want := first["hello.etcd.env"], "MICRO_REGISTRY_USERNAME=hello"; got != want {
+		t.Errorf("hello.etcd.env: %q, want %q", got, want)
+	}
+
 	// Again with one more service: only its files are new, the derived
 	// ones take it in, and nothing else changes.
 	out := mustRun(t, "secrets", "-dir", dir, "-key-mode", "0640", "-services", "user hello orders")
-	if want := "wrote orders.consul-token orders.etcd-password stackinit.json in"; !strings.Contains(out, want) {
+	if want := "wrote orders.consul-token orders.etcd-password stackinit.json orders.consul.env orders.etcd.env in"; !strings.Contains(out, want) {
 		t.Errorf("second run: %q, want %q", out, want)
 	}
 	second := readDir(t, dir)

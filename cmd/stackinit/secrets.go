@@ -35,7 +35,8 @@ type secrets struct {
 // writeSecrets makes sure dir holds a credential file for the stack and
 // each of services, each with mode: an existing one is kept (its mode set),
 // a missing one is made. Then it writes the two files derived from them
-// if they differ, and closes dir to everyone but its owner. It returns the
+// (the Consul agent's ACL config, the init step's input, and each service's
+// compose env files) if they differ, and closes dir to everyone but its owner. It returns the
 // names of the files it wrote.
 func writeSecrets(dir string, services []string, mode fs.FileMode) ([]string, error) {
 	// The files are readable by -key-mode's group or others when the
@@ -96,10 +97,19 @@ func writeSecrets(dir string, services []string, mode fs.FileMode) ([]string, er
 	if err != nil {
 		return wrote, err
 	}
-	for _, f := range []struct {
+	type derived struct {
 		name string
 		data []byte
-	}{{consulACLFile, acl}, {stackinitFile, append(input, '\n')}} {
+	}
+	files := []derived{{consulACLFile, acl}, {stackinitFile, append(input, '\n')}}
+	// What a service's container needs besides the shared settings of
+	// deploy/<registry>.env: compose reads these as env_file.
+	for _, a := range s.Accounts {
+		files = append(files,
+			derived{a.Name + ".consul.env", []byte("MICRO_REGISTRY_TOKEN=" + a.ConsulToken + "\n")},
+			derived{a.Name + ".etcd.env", []byte("MICRO_REGISTRY_USERNAME=" + a.Name + "\n")})
+	}
+	for _, f := range files {
 		p := filepath.Join(dir, f.name)
 		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, f.data) {
 			if err := os.Chmod(p, mode); err != nil {

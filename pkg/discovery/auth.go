@@ -24,6 +24,10 @@ func (s Secret) String() string {
 	return "[redacted]"
 }
 
+// GoString covers %#v, and MarshalText JSON and slog's JSON handler.
+func (s Secret) GoString() string             { return s.String() }
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
 // Set makes a Secret a flag.Value.
 func (s *Secret) Set(v string) error { *s = Secret(v); return nil }
 

@@ -14,6 +14,10 @@ import (
 // 100 bytes each, so a few MB at most however many addresses send requests.
 const maxClients = 1 << 16
 
+// maxWait bounds the wait a refused request is told: a Duration cannot
+// hold the wait of a very slow rate, and a day is past any client's patience.
+const maxWait = 24 * time.Hour
+
 // rateLimiter is a token bucket per client: a client may send burst
 // requests at once, then rate per second.
 //
@@ -52,10 +56,12 @@ func newRateLimiter(rate float64, burst, max int, now func() time.Time, log *slo
 		clients: make(map[netip.Prefix]*bucket), lastSweep: now()}
 }
 
-// refill is how long an idle bucket takes to be full again. A bucket idle
-// that long is the same as a new one, so it can be forgotten.
-func (l *rateLimiter) refill() time.Duration {
-	return time.Duration(l.burst / l.rate * float64(time.Second))
+// refilled reports whether a bucket idle since then is full again by now:
+// it is then the same as a new one, and can be forgotten. In float64
+// seconds: burst/rate can exceed a Duration's 292 years, and an overflowed
+// Duration would make every bucket look refilled, so nobody limited.
+func (l *rateLimiter) refilled(since, now time.Time) bool {
+	return now.Sub(since).Seconds() >= l.burst/l.rate
 }
 
 // allow takes a token from client's bucket. If there is none it returns
@@ -66,9 +72,9 @@ func (l *rateLimiter) allow(client netip.Prefix) (bool, time.Duration) {
 	now := l.now()
 	// Forgetting idle clients once per refill period costs one pass over
 	// at most max entries: a bounded cost however requests arrive.
-	if now.Sub(l.lastSweep) >= l.refill() {
+	if l.refilled(l.lastSweep, now) {
 		for k, b := range l.clients {
-			if now.Sub(b.last) >= l.refill() {
+			if l.refilled(b.last, now) {
 				delete(l.clients, k)
 			}
 		}
@@ -96,7 +102,7 @@ func (l *rateLimiter) allow(client netip.Prefix) (bool, time.Duration) {
 	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
 	b.last = now
 	if b.tokens < 1 {
-		return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+		return false, time.Duration(min((1-b.tokens)/l.rate, maxWait.Seconds()) * float64(time.Second))
 	}
 	b.tokens--
 	return true, 0

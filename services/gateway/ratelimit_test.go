@@ -75,6 +75,21 @@ func TestRateLimiterBucket(t *testing.T) {
 	}
 }
 
+// TestRateLimiterSlowRate: a rate so slow that its refill time or wait
+// overflows a Duration still limits, and tells a wait of at most maxWait.
+func TestRateLimiterSlowRate(t *testing.T) {
+	clock := newFakeClock()
+	l, _ := newTestLimiter(1e-12, 1, 100, clock)
+	a := clientAt(t, "192.0.2.1:1000")
+	if ok, _ := l.allow(a); !ok {
+		t.Fatal("first request refused")
+	}
+	clock.advance(time.Hour)
+	if ok, wait := l.allow(a); ok || wait <= 0 || wait > maxWait {
+		t.Errorf("second request: allowed %v, wait %v; want refused, wait in (0, %v]", ok, wait, maxWait)
+	}
+}
+
 func TestRetryAfterSeconds(t *testing.T) {
 	for _, tt := range []struct {
 		wait time.Duration

@@ -377,6 +377,23 @@ func addToMakefile(p, name string) (edit, error) {
 	return e, nil
 }
 
+// composeEntry is a service's entry in docker-compose.yml, like hello's:
+// the locked-down stack starts a service only with its own certificate and
+// registry credentials, which make certs writes for every service in
+// SERVICES.
+const composeEntry = `  NAME:
+    <<: *service
+    image: micro-starter/NAME:dev
+    env_file:
+      - deploy/${REGISTRY:-consul}.env
+      - certs/NAME.${REGISTRY:-consul}.env # its token or user (make certs)
+    volumes:
+      - ./certs/ca.crt:/certs/ca.crt:ro
+      - ./certs/NAME.crt:/certs/service.crt:ro
+      - ./certs/NAME.key:/certs/service.key:ro
+      - ./certs/NAME.etcd-password:/run/secrets/etcd-password:ro
+`
+
 // addToCompose returns docker-compose.yml with a service entry for name at
 // the end of its top-level services: map, like hello's.
 func addToCompose(p, name string) (edit, error) {
@@ -420,7 +437,7 @@ func addToCompose(p, name string) (edit, error) {
 	if !strings.HasSuffix(last, "\n") {
 		sep = "\n\n"
 	}
-	entry := fmt.Sprintf("%s  %s:\n    <<: *service\n    image: micro-starter/%s:dev\n", sep, name, name)
+	entry := sep + strings.ReplaceAll(composeEntry, "NAME", name)
 	var b strings.Builder
 	for _, l := range lines[:end] {
 		b.WriteString(l)

@@ -436,8 +436,43 @@ func TestAddToMakefileAndCompose(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := strings.Replace(composeFixture, "    image: elsewhere\n",
-		"    image: elsewhere\n\n  order-items:\n    <<: *service\n    image: micro-starter/order-items:dev\n", 1)
+		"    image: elsewhere\n\n"+`  order-items:
+    <<: *service
+    image: micro-starter/order-items:dev
+    env_file:
+      - deploy/${REGISTRY:-consul}.env
+      - certs/order-items.${REGISTRY:-consul}.env # its token or user (make certs)
+    volumes:
+      - ./certs/ca.crt:/certs/ca.crt:ro
+      - ./certs/order-items.crt:/certs/service.crt:ro
+      - ./certs/order-items.key:/certs/service.key:ro
+      - ./certs/order-items.etcd-password:/run/secrets/etcd-password:ro
+`, 1)
 	if string(c.new) != want {
 		t.Errorf("compose:\n%s\nwant:\n%s", c.new, want)
+	}
+}
+
+// TestComposeEntryIsHellos: a new service's compose entry is hello's with
+// the name replaced, so that it gets what the stack gives every service (its
+// certificate, its registry credentials) and starts in `make up`.
+func TestComposeEntryIsHellos(t *testing.T) {
+	compose, err := os.ReadFile(filepath.Join("..", "..", "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(compose), "\n  hello:\n")
+	if !ok {
+		t.Fatal("docker-compose.yml has no hello service")
+	}
+	hello := "  hello:\n"
+	for _, l := range strings.SplitAfter(rest, "\n") {
+		if strings.TrimSpace(l) == "" || !strings.HasPrefix(l, "    ") {
+			break
+		}
+		hello += l
+	}
+	if want := strings.ReplaceAll(composeEntry, "NAME", "hello"); hello != want {
+		t.Errorf("hello's entry in docker-compose.yml:\n%s\nthe scaffold's, for hello:\n%s", hello, want)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/example/micro-starter/internal/devcerts"
 	"github.com/example/micro-starter/internal/poll"
 	"github.com/example/micro-starter/internal/regauth"
 	"github.com/example/micro-starter/internal/stack"
@@ -124,8 +125,8 @@ func TestLockedRegistryRefusesWrongCredentials(t *testing.T) {
 			name    string
 			service string
 			args    []string
-			env     []string
-			want    map[string]string // registry -> what stderr must say
+			env     map[string][]string // registry -> variables
+			want    map[string]string   // registry -> what stderr must say
 		}{
 			{
 				name: "no credentials", service: "user",
@@ -134,25 +135,32 @@ func TestLockedRegistryRefusesWrongCredentials(t *testing.T) {
 			{
 				name: "wrong credentials", service: "user",
 				args: map[string][]string{"consul": {"--registry_token", uuid(t)}, "etcd": {"--registry_username", "user"}}[reg.Name],
-				env:  []string{"MICRO_REGISTRY_PASSWORD=wrong-" + user.EtcdPassword},
+				env:  map[string][]string{"etcd": {"MICRO_REGISTRY_PASSWORD=wrong-" + user.EtcdPassword}},
 				want: map[string]string{"consul": "ACL not found", "etcd": "authentication failed"},
 			},
 			{
 				name: "another service's credentials", service: "hello",
 				args: map[string][]string{"consul": {"--registry_token", user.ConsulToken}, "etcd": {"--registry_username", "user"}}[reg.Name],
-				env:  []string{"MICRO_REGISTRY_PASSWORD=" + user.EtcdPassword},
+				env:  map[string][]string{"etcd": {"MICRO_REGISTRY_PASSWORD=" + user.EtcdPassword}},
 				want: map[string]string{"consul": "Permission denied", "etcd": "permission denied"},
+			},
+			{
+				// The registry clients' own variables do not stand in for
+				// ours: the service runs with what its flags say.
+				name: "credentials in the registry client's variables", service: "user",
+				env: map[string][]string{
+					"consul": {"CONSUL_HTTP_TOKEN=" + user.ConsulToken},
+					"etcd":   {"ETCD_USERNAME=user", "ETCD_PASSWORD=" + user.EtcdPassword},
+				},
+				want: map[string]string{"consul": "Permission denied", "etcd": "user name is empty"},
 			},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				if reg.Name == "consul" {
-					tt.env = nil // a password with consul is a usage error, tested elsewhere
-				}
 				args := append([]string{"--registry", reg.Name, "--registry_address", reg.Addr,
 					"--server_address", "127.0.0.1:0", "--registry_attempts", "5"}, tt.args...)
 				start := time.Now()
-				_, stderr, err := runService(t, tt.service, tt.env, args...)
+				_, stderr, err := runService(t, tt.service, tt.env[reg.Name], args...)
 				if code := exitCode(t, err); code == 0 {
 					t.Errorf("exit status 0, want non-zero")
 				}
@@ -242,6 +250,65 @@ func TestRevokedCredentialsServeFromCache(t *testing.T) {
 		assertNoFailures(t, ok, failures, before+50)
 		if ids := reg.MustIDs(t, "hello"); !slices.Contains(ids, hello.ID) {
 			t.Errorf("hello %s no longer listed (%v): only the gateway's account was revoked", hello.ID, ids)
+		}
+	})
+}
+
+// TestRegistryTLS: with etcd served over TLS and asking for client
+// certificates, the services register, discover and answer with
+// --registry_tls_*; without them, or with a certificate from another CA,
+// a service does not start and registers nothing.
+func TestRegistryTLS(t *testing.T) {
+	skipIfShort(t)
+	dir := t.TempDir()
+	if _, err := devcerts.Write(dir, []string{"user", "hello", "gateway"}, "registry", 0o600); err != nil {
+		t.Fatal(err)
+	}
+	other := devcerts.MustWrite(t, "user")
+	file := func(name string) string { return filepath.Join(dir, name) }
+	reg := stack.MustStartRegistry(t, "etcd", stack.TLS(file("ca.crt"), file("registry.crt"), file("registry.key")))
+	creds := func(dir, service string) []string {
+		return []string{"--registry_tls_ca", filepath.Join(dir, "ca.crt"),
+			"--registry_tls_cert", filepath.Join(dir, service+".crt"), "--registry_tls_key", filepath.Join(dir, service+".key")}
+	}
+
+	t.Run("refused", func(t *testing.T) {
+		for _, tt := range []struct {
+			name string
+			args []string
+		}{
+			{"plaintext", nil},
+			{"no client certificate", []string{"--registry_tls_ca", file("ca.crt")}},
+			{"a client certificate from another CA", append(creds(other, "user")[2:], "--registry_tls_ca", file("ca.crt"))},
+			{"another CA trusted", append(creds(dir, "user")[2:], "--registry_tls_ca", filepath.Join(other, "ca.crt"))},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				_, stderr, err := runService(t, "user", nil, append([]string{"--registry", "etcd", "--registry_address", reg.Addr,
+					"--server_address", "127.0.0.1:0", "--registry_attempts", "1", "--registry_timeout", "2s"}, tt.args...)...)
+				if code := exitCode(t, err); code == 0 || strings.Count(stderr, "\n") != 1 {
+					t.Errorf("exit status %d, stderr %q: want non-zero and one line", code, stderr)
+				}
+				if is := reg.MustInstances(t, "user"); len(is) != 0 {
+					t.Errorf("registry lists %v, want nothing registered", is)
+				}
+			})
+		}
+	})
+
+	t.Run("served", func(t *testing.T) {
+		httpAddr := stack.MustFreeAddr(t)
+		user := mustStartService(t, reg, "user", "user", creds(dir, "user")...)
+		hello := mustStartService(t, reg, "hello", "hello", creds(dir, "hello")...)
+		mustStartService(t, reg, "gateway", "gateway", append(creds(dir, "gateway"), "--http_address", httpAddr)...)
+		var rsp struct{ Instances map[string]string }
+		poll.Eventually(t, 20*time.Second, func() error {
+			if code := get(t, "http://"+httpAddr+"/hello?user_id=ada", &rsp); code != http.StatusOK {
+				return fmt.Errorf("GET /hello: %d", code)
+			}
+			return nil
+		})
+		if rsp.Instances["hello"] != hello.ID || rsp.Instances["user"] != user.ID {
+			t.Errorf("answered by %v, want hello %s and user %s", rsp.Instances, hello.ID, user.ID)
 		}
 	})
 }

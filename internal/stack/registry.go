@@ -2,6 +2,8 @@ package stack
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,6 +40,18 @@ type Option func(*options)
 type options struct {
 	secret   string // Consul's management token or etcd root's password; empty: no auth
 	accounts []regauth.Account
+	tls      *tlsFiles
+}
+
+type tlsFiles struct{ ca, cert, key string }
+
+// TLS serves etcd's client port over TLS with cert and key (PEM files),
+// and takes only clients with a certificate signed by ca. The Registry's
+// API connects with cert and key as its own client certificate, so they
+// must be good for client authentication too. Consul is not served over
+// TLS here.
+func TLS(ca, cert, key string) Option {
+	return func(o *options) { o.tls = &tlsFiles{ca, cert, key} }
 }
 
 // Auth locks the registry down as the compose stack does: Consul with ACLs
@@ -65,6 +79,9 @@ func StartRegistry(dir, name, bin string, opts ...Option) (*Registry, error) {
 	for _, o := range opts {
 		o(&r.opts)
 	}
+	if r.opts.tls != nil && name != "etcd" {
+		return nil, fmt.Errorf("stack.TLS: only etcd is served over TLS here, not %s", name)
+	}
 	var addr string
 	switch name {
 	case "consul":
@@ -90,6 +107,9 @@ func StartRegistry(dir, name, bin string, opts ...Option) (*Registry, error) {
 		}
 		addr = "127.0.0.1:" + strconv.Itoa(ports[0])
 		client, peer := "http://"+addr, "http://127.0.0.1:"+strconv.Itoa(ports[1])
+		if r.opts.tls != nil {
+			client = "https://" + addr
+		}
 		data, err := os.MkdirTemp(dir, "etcd-data")
 		if err != nil {
 			return nil, err
@@ -98,10 +118,19 @@ func StartRegistry(dir, name, bin string, opts ...Option) (*Registry, error) {
 			"--listen-client-urls", client, "--advertise-client-urls", client,
 			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 			"--initial-cluster", "default=" + peer}
+		if t := r.opts.tls; t != nil {
+			r.args = append(r.args, "--cert-file", t.cert, "--key-file", t.key, "--client-cert-auth", "--trusted-ca-file", t.ca)
+		}
 	default:
 		return nil, fmt.Errorf("unknown registry %q", name)
 	}
 	r.API = &API{Name: name, Addr: addr, secret: r.opts.secret}
+	if t := r.opts.tls; t != nil {
+		var err error
+		if r.API.tls, err = clientTLS(*t); err != nil {
+			return nil, err
+		}
+	}
 	return r, r.start()
 }
 
@@ -148,7 +177,7 @@ func (r *Registry) start() error {
 		if r.Name == "consul" {
 			err = regauth.Consul(ctx, r.Addr, r.opts.secret, nil, r.opts.accounts)
 		} else {
-			err = regauth.Etcd(ctx, []string{r.Addr}, r.opts.secret, nil, r.opts.accounts)
+			err = regauth.Etcd(ctx, []string{r.Addr}, r.opts.secret, r.API.tls, r.opts.accounts)
 		}
 		if err != nil {
 			r.proc.Stop(stopWithin)
@@ -183,15 +212,20 @@ func (r *Registry) consulReady() error {
 }
 
 func (r *Registry) etcdReady() error {
+	c, scheme := registryHTTP, "http://"
+	if r.API.tls != nil {
+		c, scheme = &http.Client{Timeout: registryHTTP.Timeout, Transport: &http.Transport{TLSClientConfig: r.API.tls}}, "https://"
+		defer c.CloseIdleConnections()
+	}
 	var h struct{ Health string }
-	if err := GetJSON(registryHTTP, "http://"+r.Addr+"/health", &h); err != nil {
+	if err := GetJSON(c, scheme+r.Addr+"/health", &h); err != nil {
 		return err
 	}
 	if h.Health != "true" {
 		return fmt.Errorf("etcd not healthy yet: health %q", h.Health)
 	}
 	var v struct{ Etcdserver string }
-	if err := GetJSON(registryHTTP, "http://"+r.Addr+"/version", &v); err != nil {
+	if err := GetJSON(c, scheme+r.Addr+"/version", &v); err != nil {
 		return err
 	}
 	r.Version = v.Etcdserver
@@ -226,6 +260,24 @@ type API struct {
 	// secret is what the API reads with: Consul's management token or
 	// etcd root's password; empty if the registry has no auth.
 	secret string
+	tls    *tls.Config // etcd over TLS; nil: plaintext
+}
+
+// clientTLS trusts t.ca and presents t.cert.
+func clientTLS(t tlsFiles) (*tls.Config, error) {
+	pem, err := os.ReadFile(t.ca)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no PEM certificate", t.ca)
+	}
+	cert, err := tls.LoadX509KeyPair(t.cert, t.key)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}}, nil
 }
 
 // Instance is a service instance as a registry lists it.
@@ -257,7 +309,7 @@ func (t tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // newEtcd connects to etcd, as root if it has auth.
 func (a *API) newEtcd() (*clientv3.Client, error) {
-	c := clientv3.Config{Endpoints: []string{a.Addr}, DialTimeout: 2 * time.Second}
+	c := clientv3.Config{Endpoints: []string{a.Addr}, DialTimeout: 2 * time.Second, TLS: a.tls}
 	if a.secret != "" {
 		c.Username, c.Password = "root", a.secret
 	}

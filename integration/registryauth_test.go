@@ -254,7 +254,7 @@ func TestRevokedCredentialsServeFromCache(t *testing.T) {
 	})
 }
 
-// TestRegistryTLS: with etcd served over TLS and asking for client
+// TestRegistryTLS: with the registry served over TLS and asking for client
 // certificates, the services register, discover and answer with
 // --registry_tls_*; without them, or with a certificate from another CA,
 // a service does not start and registers nothing.
@@ -266,7 +266,16 @@ func TestRegistryTLS(t *testing.T) {
 	}
 	other := devcerts.MustWrite(t, "user")
 	file := func(name string) string { return filepath.Join(dir, name) }
-	reg := stack.MustStartRegistry(t, "etcd", stack.TLS(file("ca.crt"), file("registry.crt"), file("registry.key")))
+	for _, name := range []string{"consul", "etcd"} {
+		t.Run(name, func(t *testing.T) {
+			reg := stack.MustStartRegistry(t, name, stack.TLS(file("ca.crt"), file("registry.crt"), file("registry.key")))
+			testRegistryTLS(t, reg, dir, other)
+		})
+	}
+}
+
+func testRegistryTLS(t *testing.T, reg *stack.Registry, dir, other string) {
+	file := func(name string) string { return filepath.Join(dir, name) }
 	creds := func(dir, service string) []string {
 		return []string{"--registry_tls_ca", filepath.Join(dir, "ca.crt"),
 			"--registry_tls_cert", filepath.Join(dir, service+".crt"), "--registry_tls_key", filepath.Join(dir, service+".key")}
@@ -283,7 +292,7 @@ func TestRegistryTLS(t *testing.T) {
 			{"another CA trusted", append(creds(dir, "user")[2:], "--registry_tls_ca", filepath.Join(other, "ca.crt"))},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
-				_, stderr, err := runService(t, "user", nil, append([]string{"--registry", "etcd", "--registry_address", reg.Addr,
+				_, stderr, err := runService(t, "user", nil, append([]string{"--registry", reg.Name, "--registry_address", reg.Addr,
 					"--server_address", "127.0.0.1:0", "--registry_attempts", "1", "--registry_timeout", "2s"}, tt.args...)...)
 				if code := exitCode(t, err); code == 0 || strings.Count(stderr, "\n") != 1 {
 					t.Errorf("exit status %d, stderr %q: want non-zero and one line", code, stderr)

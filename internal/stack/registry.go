@@ -45,11 +45,11 @@ type options struct {
 
 type tlsFiles struct{ ca, cert, key string }
 
-// TLS serves etcd's client port over TLS with cert and key (PEM files),
-// and takes only clients with a certificate signed by ca. The Registry's
-// API connects with cert and key as its own client certificate, so they
-// must be good for client authentication too. Consul is not served over
-// TLS here.
+// TLS serves the registry's client API (etcd's client port, Consul's HTTP
+// API: HTTPS only) over TLS with cert and key (PEM files), and takes only
+// clients with a certificate signed by ca. The Registry's API connects
+// with cert and key as its own client certificate, so they must be good
+// for client authentication too.
 func TLS(ca, cert, key string) Option {
 	return func(o *options) { o.tls = &tlsFiles{ca, cert, key} }
 }
@@ -79,9 +79,6 @@ func StartRegistry(dir, name, bin string, opts ...Option) (*Registry, error) {
 	for _, o := range opts {
 		o(&r.opts)
 	}
-	if r.opts.tls != nil && name != "etcd" {
-		return nil, fmt.Errorf("stack.TLS: only etcd is served over TLS here, not %s", name)
-	}
 	var addr string
 	switch name {
 	case "consul":
@@ -99,6 +96,11 @@ func StartRegistry(dir, name, bin string, opts ...Option) (*Registry, error) {
 			// The agent's own token is the management one too: with none,
 			// default deny blocks the agent's updates of its node.
 			r.args = append(r.args, "-hcl", fmt.Sprintf(`acl { enabled = true, default_policy = "deny", tokens { initial_management = %q, agent = %q } }`, r.opts.secret, r.opts.secret))
+		}
+		if t := r.opts.tls; t != nil {
+			r.args[slices.Index(r.args, "-http-port")+1] = "-1" // HTTPS only, on the same port
+			r.args = append(r.args, "-hcl", fmt.Sprintf(`ports { https = %d }`, ports[0]),
+				"-hcl", fmt.Sprintf(`tls { defaults { ca_file = %q, cert_file = %q, key_file = %q, verify_incoming = true } }`, t.ca, t.cert, t.key))
 		}
 	case "etcd":
 		ports, err := FreePorts(2)
@@ -175,7 +177,7 @@ func (r *Registry) start() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if r.Name == "consul" {
-			err = regauth.Consul(ctx, r.Addr, r.opts.secret, nil, r.opts.accounts)
+			err = regauth.Consul(ctx, r.Addr, r.opts.secret, r.API.tls, r.opts.accounts)
 		} else {
 			err = regauth.Etcd(ctx, []string{r.Addr}, r.opts.secret, r.API.tls, r.opts.accounts)
 		}
@@ -197,14 +199,18 @@ func (r *Registry) start() error {
 
 func (r *Registry) consulReady() error {
 	var leader string
-	if err := GetJSON(r.consulHTTP(), "http://"+r.Addr+"/v1/status/leader", &leader); err != nil {
+	c := r.consulHTTP()
+	if c != registryHTTP {
+		defer c.CloseIdleConnections() // its own transport
+	}
+	if err := GetJSON(c, r.consulURL("/v1/status/leader"), &leader); err != nil {
 		return err
 	}
 	if leader == "" {
 		return errors.New("consul has no leader yet")
 	}
 	var self struct{ Config struct{ Version string } }
-	if err := GetJSON(r.consulHTTP(), "http://"+r.Addr+"/v1/agent/self", &self); err != nil {
+	if err := GetJSON(c, r.consulURL("/v1/agent/self"), &self); err != nil {
 		return err
 	}
 	r.Version = self.Config.Version
@@ -290,21 +296,39 @@ type Instance struct {
 // makes a call fail rather than hang.
 var registryHTTP = &http.Client{Timeout: 2 * time.Second}
 
-// consulHTTP is the client a reads Consul with: registryHTTP, with the token.
+// consulHTTP is the client a reads Consul with: registryHTTP, with the
+// token and TLS if any.
 func (a *API) consulHTTP() *http.Client {
-	if a.secret == "" {
+	if a.secret == "" && a.tls == nil {
 		return registryHTTP
 	}
-	return &http.Client{Timeout: registryHTTP.Timeout, Transport: tokenTransport(a.secret)}
+	next := http.DefaultTransport
+	if a.tls != nil {
+		next = &http.Transport{TLSClientConfig: a.tls}
+	}
+	return &http.Client{Timeout: registryHTTP.Timeout, Transport: &tokenTransport{token: a.secret, next: next}}
 }
 
-// tokenTransport sends a Consul ACL token with every request.
-type tokenTransport string
+// consulURL is the URL of path on a's Consul.
+func (a *API) consulURL(path string) string {
+	if a.tls != nil {
+		return "https://" + a.Addr + path
+	}
+	return "http://" + a.Addr + path
+}
 
-func (t tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	req = req.Clone(req.Context())
-	req.Header.Set("X-Consul-Token", string(t))
-	return http.DefaultTransport.RoundTrip(req)
+// tokenTransport sends a Consul ACL token, if any, with every request.
+type tokenTransport struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.token != "" {
+		req = req.Clone(req.Context())
+		req.Header.Set("X-Consul-Token", t.token)
+	}
+	return t.next.RoundTrip(req)
 }
 
 // newEtcd connects to etcd, as root if it has auth.
@@ -379,7 +403,11 @@ func (a *API) Instances(service string) ([]Instance, error) {
 				Port    int
 			}
 		}
-		if err := GetJSON(a.consulHTTP(), "http://"+a.Addr+"/v1/health/service/"+service+"?passing=true", &entries); err != nil {
+		c := a.consulHTTP()
+		if c != registryHTTP {
+			defer c.CloseIdleConnections() // its own transport
+		}
+		if err := GetJSON(c, a.consulURL("/v1/health/service/"+service+"?passing=true"), &entries); err != nil {
 			return nil, err
 		}
 		for _, e := range entries {

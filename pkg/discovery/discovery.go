@@ -132,7 +132,7 @@ func Ping(ctx context.Context, c Config, r registry.Registry, attempts int, wait
 			return nil
 		}
 		if IsDenied(lastErr) {
-			return fmt.Errorf("%w: %s at %s: %v", ErrDenied, c.Name, c.addressString(), lastErr)
+			return fmt.Errorf("%w: %s at %s: %s", ErrDenied, c.Name, c.addressString(), oneLine(lastErr))
 		}
 		logf("registry %s at %s not answering (attempt %d of %d): %v", c.Name, c.addressString(), i, attempts, lastErr)
 		if i == attempts {
@@ -144,8 +144,13 @@ func Ping(ctx context.Context, c Config, r registry.Registry, attempts int, wait
 		case <-time.After(wait):
 		}
 	}
-	return fmt.Errorf("%w: %s at %s after %d attempts: %v", ErrUnreachable, c.Name, c.addressString(), attempts, lastErr)
+	return fmt.Errorf("%w: %s at %s after %d attempts: %s", ErrUnreachable, c.Name, c.addressString(), attempts, oneLine(lastErr))
 }
+
+// oneLine is err's message on one line: a registry's answer quoted in an
+// error may hold line breaks (Consul's "Client sent an HTTP request to an
+// HTTPS server.\n"), and a failed start is one line on stderr.
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
 
 // Call runs fn, a registry call that may block forever (the plugins do not
 // all bound their own calls), and gives up waiting after timeout. fn keeps

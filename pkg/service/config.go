@@ -117,9 +117,9 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	})
 	fs.DurationVar(&c.Registry.Timeout, "registry_timeout", c.Registry.Timeout, "bound on one registry call made at start or stop")
 	fs.IntVar(&c.RegistryAttempts, "registry_attempts", c.RegistryAttempts, "tries to reach the registry at start")
-	fs.Var(&c.Registry.Token, "registry_token", "Consul ACL token of this service (MICRO_REGISTRY_TOKEN keeps it off the command line)")
+	fs.Var(&c.Registry.Token, "registry_token", "Consul ACL `token` of this service (MICRO_REGISTRY_TOKEN keeps it off the command line)")
 	fs.StringVar(&c.Registry.Username, "registry_username", c.Registry.Username, "etcd user of this service; its password comes from MICRO_REGISTRY_PASSWORD or --registry_password_file, never a flag")
-	fs.Func("registry_password_file", "file holding the etcd password of --registry_username", func(path string) error {
+	fs.Func("registry_password_file", "`file` holding the etcd password of --registry_username (one line)", func(path string) error {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return err

@@ -159,7 +159,7 @@ func (s *Service) start(ctx context.Context, ln net.Listener) error {
 		if serr := discovery.Call(context.Background(), s.cfg.ShutdownTimeout, s.server.Stop); serr != nil {
 			s.log.Error("stop server", "err", serr)
 		}
-		return fmt.Errorf("register in %s: %w", s.cfg.Registry.Name, err)
+		return fmt.Errorf("%w: %s: register: %v", discovery.ErrDenied, s.cfg.Registry.Name, err)
 	}
 	return nil
 }

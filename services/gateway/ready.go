@@ -26,6 +26,8 @@ func readiness(reg registry.Registry, timeout time.Duration, draining func() boo
 			return nil
 		case errors.As(err, &none):
 			return &notReady{reason: "no instance of " + none.Service}
+		case discovery.IsDenied(err): // a revoked token or user: restarting will not help
+			return &notReady{reason: "registry refused access", err: err}
 		default: // no answer within timeout, a failing registry, or the caller of /readyz went away
 			return &notReady{reason: "registry unreachable", err: err}
 		}

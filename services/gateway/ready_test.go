@@ -40,6 +40,7 @@ func memoryWith(tb testing.TB, services ...string) registry.Registry {
 // general terms, with what the registry said kept for the log.
 func TestReadiness(t *testing.T) {
 	refused := errors.New(`Get "http://127.0.0.1:8500/v1/health/service/user": dial tcp 127.0.0.1:8500: connect: connection refused`)
+	denied := errors.New("Unexpected response code: 403 (ACL not found)") // consul/api's words for a revoked token
 	blocked := make(chan struct{})
 	t.Cleanup(func() { close(blocked) })
 	tests := []struct {
@@ -54,6 +55,7 @@ func TestReadiness(t *testing.T) {
 		{"nothing registered", memoryWith(t), false, "no instance of user", nil},
 		{"no hello", memoryWith(t, "user"), false, "no instance of hello", nil},
 		{"registry fails", &brokenRegistry{err: refused}, false, "registry unreachable", refused},
+		{"registry refuses", &brokenRegistry{err: denied}, false, "registry refused access", denied},
 		{"registry silent", &brokenRegistry{block: blocked}, false, "registry unreachable", nil},
 	}
 	for _, tt := range tests {

@@ -144,7 +144,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLS.Key, "tls_key", c.TLS.Key, "the private key (PEM) of --tls_cert")
 	fs.BoolVar(&c.HealthProbe, "health_probe", false, "check that the instance listening on --server_address is up, then exit (container health checks)")
 	fs.DurationVar(&c.Client.CacheTTL, "registry_cache_ttl", c.Client.CacheTTL, "how long the client uses a registry lookup before asking again (a watch keeps it fresh meanwhile)")
-	fs.StringVar(&c.Client.Strategy, "selector", c.Client.Strategy, "load balancing: roundrobin or random")
+	fs.StringVar(&c.Client.Strategy, "selector", c.Client.Strategy, "load balancing: roundrobin, random, or hash (by the call's hash key, such as the user id the gateway sets; round robin without one)")
 	fs.IntVar(&c.Client.Retries, "client_retries", c.Client.Retries, "retries of a failed call, each on the next instance")
 	fs.DurationVar(&c.Client.RequestTimeout, "client_request_timeout", c.Client.RequestTimeout, "timeout of a whole call, retries included")
 	fs.DurationVar(&c.Client.AttemptTimeout, "client_attempt_timeout", c.Client.AttemptTimeout, "timeout of one attempt on one instance")

@@ -19,24 +19,41 @@ import (
 // LoadBalance picks the instances of each call by strategy, and reports a
 // service with no instance as a 503.
 //
-// Both strategies give each call its own order of instances and walk it, so
-// the retries of a call go to instances it has not tried yet, whatever other
-// calls do at the same time:
+// Every strategy gives each call its own order of instances and walks it,
+// so the retries of a call go to instances it has not tried yet, whatever
+// other calls do at the same time:
 //   - "roundrobin" starts each call at the next instance of the service, so
 //     calls spread evenly;
-//   - "random" shuffles the instances for each call.
+//   - "random" shuffles the instances for each call;
+//   - "hash" orders the instances by rendezvous hashing of the call's hash
+//     key (WithHashKey), so calls with one key go to one instance, from
+//     every caller, and fail over in the same order; calls without a key
+//     are round robin.
 //
 // go-micro's selector.Random draws again for every attempt, and the
 // roundrobin wrapper plugin shares one counter between concurrent calls: with
 // one of two instances dead, either sends all three attempts of some calls to
 // the dead one.
 //
-// Instances that outliers has ejected go last in every call's order.
+// Instances that outliers has ejected go last in every call's order: a key
+// picks where its calls start, never which instances they may try, so it
+// cannot keep a call on a dead instance nor get round the breaker, which
+// sees the call before this.
 func LoadBalance(strategy string, outliers *Outliers) client.Wrapper {
-	var order selector.Strategy
+	var (
+		order selector.Strategy
+		byKey func(key string) client.CallOption
+	)
 	switch strategy {
 	case "random":
 		order = func(services []*registry.Service) selector.Next { return randomOrder(services, outliers) }
+	case "hash":
+		byKey = func(key string) client.CallOption {
+			return client.WithSelectOption(selector.WithStrategy(func(services []*registry.Service) selector.Next {
+				return walk(outliers.last(rendezvous(key, flatten(services))))
+			}))
+		}
+		fallthrough
 	default:
 		rr := &roundRobin{outliers: outliers}
 		order = rr.order
@@ -44,19 +61,25 @@ func LoadBalance(strategy string, outliers *Outliers) client.Wrapper {
 	// Built once: the option is the same for every call.
 	withOrder := client.WithSelectOption(selector.WithStrategy(order))
 	return func(next client.Client) client.Client {
-		return balancer{Client: next, withOrder: withOrder}
+		return balancer{Client: next, withOrder: withOrder, byKey: byKey}
 	}
 }
 
-var strategies = map[string]bool{"roundrobin": true, "random": true}
+var strategies = map[string]bool{"roundrobin": true, "random": true, "hash": true}
 
 type balancer struct {
 	client.Client
 	withOrder client.CallOption
+	// byKey, if set, is the order of a call with a hash key.
+	byKey func(key string) client.CallOption
 }
 
 func (b balancer) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
-	err := b.Client.Call(ctx, req, rsp, append(opts, b.withOrder)...)
+	withOrder := b.withOrder
+	if key, ok := hashKey(ctx); ok && b.byKey != nil {
+		withOrder = b.byKey(key)
+	}
+	err := b.Client.Call(ctx, req, rsp, append(opts, withOrder)...)
 	if noInstance(err) {
 		return merrors.New(clientID, fmt.Sprintf("service %s: no instance available", req.Service()), 503)
 	}

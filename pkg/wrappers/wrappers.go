@@ -20,7 +20,7 @@ import (
 
 // Config holds every client setting a service exposes as a flag.
 type Config struct {
-	Strategy       string        // "roundrobin" or "random"
+	Strategy       string        // "roundrobin", "random" or "hash"
 	Retries        int           // attempts after the first, each on the next instance
 	RequestTimeout time.Duration // the whole call, all attempts together
 	AttemptTimeout time.Duration // one attempt on one instance
@@ -48,7 +48,7 @@ func DefaultConfig() Config {
 // Validate rejects settings that would make calls fail or never fail over.
 func (c Config) Validate() error {
 	if !strategies[c.Strategy] {
-		return fmt.Errorf("unknown load-balancing strategy %q: want roundrobin or random", c.Strategy)
+		return fmt.Errorf("unknown load-balancing strategy %q: want roundrobin, random or hash", c.Strategy)
 	}
 	if c.Retries < 0 {
 		return fmt.Errorf("client retries %d: must be 0 or more", c.Retries)

@@ -130,12 +130,20 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	rsp, err := a.users.Get(r.Context(), &userpb.GetRequest{Id: id})
+	rsp, err := a.users.Get(byUser(r.Context(), id), &userpb.GetRequest{Id: id})
 	if err != nil {
 		a.writeError(w, r, callFailed("user", err))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"user": fromProto(rsp.User), "instance": rsp.Instance})
+}
+
+// byUser keys the calls made with ctx by a user id, checked by idField
+// (the id limit bounds the key): with --selector hash the calls for one
+// user go to one instance of each service, hello's call to user included
+// (the key travels in the metadata). No user id, no key.
+func byUser(ctx context.Context, userID string) context.Context {
+	return wrappers.WithHashKey(ctx, userID)
 }
 
 // greetRequest is the body of POST /hello.
@@ -186,7 +194,7 @@ func (a *API) greet(w http.ResponseWriter, r *http.Request, req greetRequest) {
 		a.writeError(w, r, err)
 		return
 	}
-	rsp, err := a.hello.Greet(r.Context(), &hellopb.GreetRequest{UserId: req.UserID, Name: req.Name})
+	rsp, err := a.hello.Greet(byUser(r.Context(), req.UserID), &hellopb.GreetRequest{UserId: req.UserID, Name: req.Name})
 	if err != nil {
 		a.writeError(w, r, callFailed("hello", err))
 		return

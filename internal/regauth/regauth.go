@@ -1,9 +1,10 @@
 // Package regauth sets up the registry accounts of a locked-down stack: in
-// Consul (ACLs on, default deny) one policy and one token per service, in
-// etcd (auth on) a root user and one role and user per service. Each
-// service may register only under its own name and read the whole
-// catalogue. The compose stack's init program and the tests use it; a
-// service never does.
+// Consul (ACLs on, default deny) one policy and one token per service, and
+// read access to the catalogue for requests without a token, which DNS
+// queries are (ConsulDNSRules); in etcd (auth on) a root user and one role
+// and user per service. Each service may register only under its own name
+// and read the whole catalogue. The compose stack's init program and the
+// tests use it; a service never does.
 //
 // Both functions are idempotent: run again with the same accounts, they
 // leave the same policies, tokens, roles and users (passwords are set
@@ -16,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,6 +48,19 @@ func ConsulRules(name string) string {
 // ConsulPolicyName names the policy Consul creates for service name.
 func ConsulPolicyName(name string) string { return "service-" + name }
 
+// ConsulDNSRules is the policy of Consul's anonymous token, which every
+// request without a token runs with: DNS queries (Consul 1.13 has no
+// token of DNS's own), and so HTTP API calls without a token too. DNS
+// answers <service>.service.consul from services and nodes it may read:
+// all of them, read only. Nothing else: no registering, no KV, no ACLs.
+const ConsulDNSRules = "service_prefix \"\" {\n  policy = \"read\"\n}\nnode_prefix \"\" {\n  policy = \"read\"\n}\n"
+
+// ConsulDNSPolicy names the policy Consul gives its anonymous token.
+const ConsulDNSPolicy = "dns-read"
+
+// consulAnonymous is the AccessorID of Consul's anonymous token.
+const consulAnonymous = "00000000-0000-0000-0000-000000000002"
+
 func checkAccounts(accounts []Account) error {
 	seen := map[string]bool{}
 	for _, a := range accounts {
@@ -61,8 +76,9 @@ func checkAccounts(accounts []Account) error {
 }
 
 // Consul gives each account a policy (ConsulRules) and a token whose
-// SecretID is the account's ConsulToken, through the Consul agent at addr
-// (host:port) with the management token. tlsConf nil means plain HTTP.
+// SecretID is the account's ConsulToken, and the anonymous token the policy
+// ConsulDNSPolicy, through the Consul agent at addr (host:port) with the
+// management token. tlsConf nil means plain HTTP.
 func Consul(ctx context.Context, addr, managementToken string, tlsConf *tls.Config, accounts []Account) error {
 	if err := checkAccounts(accounts); err != nil {
 		return err
@@ -86,18 +102,8 @@ func Consul(ctx context.Context, addr, managementToken string, tlsConf *tls.Conf
 			return fmt.Errorf("account %s: no Consul token", a.Name)
 		}
 		policy := &api.ACLPolicy{Name: ConsulPolicyName(a.Name), Description: "registers " + a.Name + ", reads the catalogue", Rules: ConsulRules(a.Name)}
-		old, _, err := acl.PolicyReadByName(policy.Name, q)
-		if err != nil && !isNotFound(err) {
-			return fmt.Errorf("consul: read policy %s: %w", policy.Name, err)
-		}
-		if old == nil {
-			_, _, err = acl.PolicyCreate(policy, w)
-		} else {
-			policy.ID = old.ID
-			_, _, err = acl.PolicyUpdate(policy, w)
-		}
-		if err != nil {
-			return fmt.Errorf("consul: policy %s: %w", policy.Name, err)
+		if err := consulPolicy(acl, policy, q, w); err != nil {
+			return err
 		}
 
 		token := &api.ACLToken{SecretID: a.ConsulToken, Description: "service " + a.Name, Policies: []*api.ACLTokenPolicyLink{{Name: policy.Name}}}
@@ -113,6 +119,40 @@ func Consul(ctx context.Context, addr, managementToken string, tlsConf *tls.Conf
 		if err != nil {
 			return fmt.Errorf("consul: token of %s: %w", a.Name, err)
 		}
+	}
+
+	// DNS: the anonymous token may read the catalogue.
+	dns := &api.ACLPolicy{Name: ConsulDNSPolicy, Description: "DNS queries and requests without a token: read services and nodes", Rules: ConsulDNSRules}
+	if err := consulPolicy(acl, dns, q, w); err != nil {
+		return err
+	}
+	anonymous, _, err := acl.TokenRead(consulAnonymous, q)
+	if err != nil {
+		return fmt.Errorf("consul: read the anonymous token: %w", err)
+	}
+	if !slices.ContainsFunc(anonymous.Policies, func(p *api.ACLTokenPolicyLink) bool { return p.Name == ConsulDNSPolicy }) {
+		anonymous.Policies = append(anonymous.Policies, &api.ACLTokenPolicyLink{Name: ConsulDNSPolicy})
+		if _, _, err := acl.TokenUpdate(anonymous, w); err != nil {
+			return fmt.Errorf("consul: policy %s for the anonymous token: %w", ConsulDNSPolicy, err)
+		}
+	}
+	return nil
+}
+
+// consulPolicy creates policy, or updates the one of the same name.
+func consulPolicy(acl *api.ACL, policy *api.ACLPolicy, q *api.QueryOptions, w *api.WriteOptions) error {
+	old, _, err := acl.PolicyReadByName(policy.Name, q)
+	if err != nil && !isNotFound(err) {
+		return fmt.Errorf("consul: read policy %s: %w", policy.Name, err)
+	}
+	if old == nil {
+		_, _, err = acl.PolicyCreate(policy, w)
+	} else {
+		policy.ID = old.ID
+		_, _, err = acl.PolicyUpdate(policy, w)
+	}
+	if err != nil {
+		return fmt.Errorf("consul: policy %s: %w", policy.Name, err)
 	}
 	return nil
 }

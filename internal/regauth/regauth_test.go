@@ -95,6 +95,35 @@ func TestConsul(t *testing.T) {
 	if err := as(userToken).ServiceDeregister("user-1"); err != nil {
 		t.Errorf("user deregisters itself: %v", err)
 	}
+
+	// Without a token (DNS queries, and HTTP calls that carry none): the
+	// catalogue may be read, and nothing else.
+	anonymous, _ := api.NewClient(&api.Config{Address: reg.Addr, Scheme: "http", HttpClient: &http.Client{Timeout: 5 * time.Second}})
+	if entries, _, err := anonymous.Health().Service("hello", "", false, nil); err != nil || len(entries) != 1 {
+		t.Errorf("no token, hello's entries: %d, %v; want 1 (what DNS answers from)", len(entries), err)
+	}
+	if _, err := anonymous.KV().Put(&api.KVPair{Key: "k", Value: []byte("v")}, nil); err == nil || !strings.Contains(err.Error(), "Permission denied") {
+		t.Errorf("no token, KV write: %v; want Permission denied", err)
+	}
+	if _, _, err := anonymous.KV().Get("k", nil); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Errorf("no token, KV read: %v; want 403", err)
+	}
+	if _, _, err := anonymous.ACL().PolicyList(nil); err == nil || !strings.Contains(err.Error(), "Permission denied") {
+		t.Errorf("no token, ACL policies: %v; want Permission denied", err)
+	}
+	// Run twice, the anonymous token has the policy once.
+	mgmt, _ := api.NewClient(&api.Config{Address: reg.Addr, Scheme: "http", Token: secret, HttpClient: &http.Client{Timeout: 5 * time.Second}})
+	tok, _, err := mgmt.ACL().TokenRead("00000000-0000-0000-0000-000000000002", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range tok.Policies {
+		names = append(names, p.Name)
+	}
+	if len(names) != 1 || names[0] != regauth.ConsulDNSPolicy {
+		t.Errorf("anonymous token's policies %v, want [%s]", names, regauth.ConsulDNSPolicy)
+	}
 }
 
 // TestEtcd runs etcd through stack.Auth (which calls regauth.Etcd), then

@@ -28,6 +28,7 @@ import (
 type Registry struct {
 	*API
 	Version string
+	DNS     string // Consul's DNS server, 127.0.0.1:port, UDP and TCP; "" for etcd
 	dir     string
 	args    []string // the server's command line, to start it again
 	proc    *Proc
@@ -64,9 +65,9 @@ func Auth(secret string, accounts ...regauth.Account) Option {
 }
 
 // StartRegistry starts a fresh single-node Consul (dev mode: in memory, its
-// own leader) or etcd (data in a directory under dir) with every port on
-// 127.0.0.1, Consul's DNS and gRPC off, and waits until it answers. The
-// binary is bin/name, or name on PATH if bin is empty.
+// own leader; DNS on, gRPC off) or etcd (data in a directory under dir)
+// with every port on 127.0.0.1, and waits until it answers. The binary is
+// bin/name, or name on PATH if bin is empty.
 func StartRegistry(dir, name, bin string, opts ...Option) (*Registry, error) {
 	path := filepath.Join(bin, name)
 	if bin == "" {
@@ -82,14 +83,15 @@ func StartRegistry(dir, name, bin string, opts ...Option) (*Registry, error) {
 	var addr string
 	switch name {
 	case "consul":
-		ports, err := FreePorts(4)
+		ports, err := FreePorts(5) // free for UDP too, which DNS needs
 		if err != nil {
 			return nil, err
 		}
 		addr = "127.0.0.1:" + strconv.Itoa(ports[0])
+		r.DNS = "127.0.0.1:" + strconv.Itoa(ports[4])
 		r.args = []string{path, "agent", "-dev", "-node", "stack",
 			"-bind", "127.0.0.1", "-client", "127.0.0.1",
-			"-http-port", strconv.Itoa(ports[0]), "-dns-port", "-1", "-grpc-port", "-1",
+			"-http-port", strconv.Itoa(ports[0]), "-dns-port", strconv.Itoa(ports[4]), "-grpc-port", "-1",
 			"-serf-lan-port", strconv.Itoa(ports[1]), "-serf-wan-port", strconv.Itoa(ports[2]),
 			"-server-port", strconv.Itoa(ports[3])}
 		if r.opts.secret != "" {

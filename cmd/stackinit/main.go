@@ -15,8 +15,9 @@
 //
 // init runs once per `up`, in a container of its own: it waits for Consul
 // and etcd and gives each service its policy and token, role and user
-// (internal/regauth), then turns etcd's authentication on. It is
-// idempotent.
+// (internal/regauth), lets Consul's anonymous token read services and
+// nodes, which DNS queries need, then turns etcd's authentication on. It
+// is idempotent.
 //
 // A bad flag exits with status 2, any other failure with 1.
 package main

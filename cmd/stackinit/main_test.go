@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -146,11 +147,11 @@ func TestInitLocksTheRegistriesDown(t *testing.T) {
 	if err != nil {
 		t.Fatalf("consul not on PATH: run make tools and put bin/ on PATH: %v", err)
 	}
-	ports := stack.MustFreePorts(t, 4)
-	consul := "127.0.0.1:" + strconv.Itoa(ports[0])
+	ports := stack.MustFreePorts(t, 5)
+	consul, dns := "127.0.0.1:"+strconv.Itoa(ports[0]), "127.0.0.1:"+strconv.Itoa(ports[4])
 	stack.MustStart(t, "consul", consulPath, "agent", "-dev", "-node", "stackinit",
 		"-bind", "127.0.0.1", "-client", "127.0.0.1", "-config-file", filepath.Join(dir, "consul-acl.json"),
-		"-http-port", strconv.Itoa(ports[0]), "-dns-port", "-1", "-grpc-port", "-1",
+		"-http-port", strconv.Itoa(ports[0]), "-dns-port", strconv.Itoa(ports[4]), "-grpc-port", "-1",
 		"-serf-lan-port", strconv.Itoa(ports[1]), "-serf-wan-port", strconv.Itoa(ports[2]), "-server-port", strconv.Itoa(ports[3]))
 	etcd := stack.MustStartRegistry(t, "etcd")
 
@@ -201,6 +202,16 @@ func TestInitLocksTheRegistriesDown(t *testing.T) {
 		if (err == nil) != tc.allowed {
 			t.Errorf("etcd: %s writing under %s: %v, want allowed %v", tc.who, tc.service, err, tc.allowed)
 		}
+	}
+
+	// DNS queries carry no token: Consul answers them all the same, from
+	// what init let the anonymous token read. user-1 registered no
+	// address of its own: its A record is the node's.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	got, err := stack.LookupService(ctx, stack.DNSResolver(dns, "udp"), "user.service.consul")
+	if want := (stack.DNSAnswer{A: []string{"127.0.0.1"}, SRV: []string{"127.0.0.1:9090"}}); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("DNS, user.service.consul: %+v, %v; want %+v", got, err, want)
 	}
 }
 

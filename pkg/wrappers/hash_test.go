@@ -13,6 +13,7 @@ import (
 	grpcserver "github.com/go-micro/plugins/v4/server/grpc"
 	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/client"
+	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/metadata"
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/server"
@@ -375,4 +376,32 @@ func TestWithHashKeyHeader(t *testing.T) {
 			t.Errorf("WithHashKey(%q) gave %q, then %q", key, got, again)
 		}
 	}
+}
+
+// TestHashKeyKeepsTheBreaker: a key picks where a call starts and nothing
+// else. Calls to a failing service open its circuit whatever keys they
+// carry, a new key for every call included.
+func TestHashKeyKeepsTheBreaker(t *testing.T) {
+	reg := registry.NewMemoryRegistry()
+	svc := serviceName(t)
+	for _, inst := range []string{"a", "b"} {
+		mustServe(t, reg, svc, inst).fail.Store(merrors.InternalServerError(svc, "broken").(*merrors.Error))
+	}
+	cfg := hashConfig()
+	c := mustClient(t, reg, cfg)
+
+	// The volume threshold, plus a few calls for hystrix-go's health
+	// snapshot to catch up, as in TestBreakerOpensOnServerErrorsAndCloses.
+	limit := cfg.Breaker.VolumeThreshold + 10
+	for i := range limit {
+		_, err := callWithKey(c, svc, fmt.Sprintf("user-%d", i))
+		switch code(err) {
+		case 500:
+		case 503:
+			return // open
+		default:
+			t.Fatalf("call %d: %v, want 500 or 503", i, err)
+		}
+	}
+	t.Fatalf("circuit still closed after %d failed calls with %d keys", limit, limit)
 }

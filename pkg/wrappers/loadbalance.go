@@ -53,7 +53,7 @@ func LoadBalance(strategy string, outliers *Outliers) client.Wrapper {
 				return walk(outliers.last(rendezvous(key, flatten(services))))
 			}))
 		}
-		fallthrough
+		fallthrough // calls without a key
 	default:
 		rr := &roundRobin{outliers: outliers}
 		order = rr.order
@@ -76,8 +76,10 @@ type balancer struct {
 
 func (b balancer) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
 	withOrder := b.withOrder
-	if key, ok := hashKey(ctx); ok && b.byKey != nil {
-		withOrder = b.byKey(key)
+	if b.byKey != nil { // only then: reading the metadata copies it
+		if key, ok := hashKey(ctx); ok {
+			withOrder = b.byKey(key)
+		}
 	}
 	err := b.Client.Call(ctx, req, rsp, append(opts, withOrder)...)
 	if noInstance(err) {

@@ -2,18 +2,16 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"sync"
 	"testing"
-	"time"
 
 	"go-micro.dev/v4/metadata"
 
-	"github.com/example/micro-starter/internal/poll"
 	"github.com/example/micro-starter/pkg/service"
+	"github.com/example/micro-starter/pkg/service/servicetest"
 	hellopb "github.com/example/micro-starter/services/hello/proto"
 	userpb "github.com/example/micro-starter/services/user/proto"
 )
@@ -58,21 +56,7 @@ func TestAPIOnRealClient(t *testing.T) {
 	if err := hellopb.RegisterHelloServiceHandler(svc.Server(), h); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	poll.Eventually(t, 10*time.Second, func() error {
-		if s, err := svc.Registry().GetService("hello"); err != nil || len(s) == 0 || len(s[0].Nodes) == 0 {
-			return fmt.Errorf("hello not registered: %v", err)
-		}
-		return nil
-	})
+	servicetest.MustRun(t, svc)
 
 	f := newFixture(t, nil, nil, nil)
 	f.api.hello = hellopb.NewHelloService("hello", svc.Client())

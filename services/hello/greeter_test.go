@@ -9,13 +9,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
 
-	"github.com/example/micro-starter/internal/poll"
 	"github.com/example/micro-starter/pkg/service"
+	"github.com/example/micro-starter/pkg/service/servicetest"
 	"github.com/example/micro-starter/pkg/wrappers"
 	hellopb "github.com/example/micro-starter/services/hello/proto"
 	userpb "github.com/example/micro-starter/services/user/proto"
@@ -231,20 +230,6 @@ func startHello(t *testing.T, h *Handler) hellopb.HelloService {
 	if err := hellopb.RegisterHelloServiceHandler(svc.Server(), h); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	poll.Eventually(t, 5*time.Second, func() error {
-		if _, err := svc.Registry().GetService("hello"); err != nil {
-			return err
-		}
-		return nil
-	})
+	servicetest.MustRun(t, svc)
 	return hellopb.NewHelloService("hello", svc.Client())
 }

@@ -7,15 +7,14 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
-	"time"
 
 	grpcserver "github.com/go-micro/plugins/v4/server/grpc"
 	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/metadata"
 	"go-micro.dev/v4/server"
 
-	"github.com/example/micro-starter/internal/poll"
 	"github.com/example/micro-starter/pkg/service"
+	"github.com/example/micro-starter/pkg/service/servicetest"
 	"github.com/example/micro-starter/pkg/wrappers"
 	hellopb "github.com/example/micro-starter/services/hello/proto"
 	userpb "github.com/example/micro-starter/services/user/proto"
@@ -69,21 +68,7 @@ func TestHashKeyReachesUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = userSrv.Stop() })
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	poll.Eventually(t, 5*time.Second, func() error {
-		if s, err := svc.Registry().GetService("hello"); err != nil || len(s) == 0 {
-			return fmt.Errorf("hello not registered: %v", err)
-		}
-		return nil
-	})
+	servicetest.MustRun(t, svc)
 
 	hello := hellopb.NewHelloService("hello", svc.Client())
 	for _, id := range []string{"ada", "alan"} {

@@ -6,6 +6,8 @@ package servicetest
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/example/micro-starter/internal/poll"
 	"github.com/example/micro-starter/pkg/service"
 )
 
@@ -210,4 +213,31 @@ func (o *Output) String() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.buf.String()
+}
+
+// MustRun runs svc until the test ends, as a service's run does after its
+// wiring, and returns once the instance has registered. At the end it
+// stops svc and checks that Run returned nil.
+func MustRun(tb testing.TB, svc *service.Service) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("Run: %v", err)
+		}
+	})
+	poll.Eventually(tb, Deadline, func() error {
+		select {
+		case err := <-done:
+			return poll.Final(fmt.Errorf("Run returned before registering: %v", err))
+		default:
+		}
+		if !svc.Healthy() {
+			return errors.New("not registered yet")
+		}
+		return nil
+	})
 }

@@ -24,20 +24,10 @@ import (
 	"strings"
 
 	"github.com/example/micro-starter/internal/devcerts"
+	"github.com/example/micro-starter/pkg/service"
 )
 
-func main() {
-	if err := run(context.Background(), os.Args, os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintf(os.Stderr, "certs: %v\n", err)
-		var u usageError
-		if errors.As(err, &u) {
-			os.Exit(2)
-		}
-		os.Exit(1)
-	}
-}
-
-type usageError struct{ error }
+func main() { service.Main("certs", run) }
 
 func run(_ context.Context, args []string, _ func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
@@ -52,25 +42,25 @@ func run(_ context.Context, args []string, _ func(string) string, stdout io.Writ
 			fs.PrintDefaults()
 			return nil
 		}
-		return usageError{err}
+		return &service.UsageError{Err: err}
 	}
 	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q (services go in -services)", fs.Arg(0))}
+		return &service.UsageError{Err: fmt.Errorf("unexpected argument %q (services go in -services)", fs.Arg(0))}
 	}
 	mode, err := strconv.ParseUint(*keyMode, 8, 32)
 	if err != nil || mode > 0o777 || mode&0o400 == 0 {
-		return usageError{fmt.Errorf("-key-mode %q: want octal permissions the owner can read, such as 0600", *keyMode)}
+		return &service.UsageError{Err: fmt.Errorf("-key-mode %q: want octal permissions the owner can read, such as 0600", *keyMode)}
 	}
 	names := strings.Fields(*services)
 	if len(names) == 0 {
-		return usageError{errors.New("-services: no service named")}
+		return &service.UsageError{Err: errors.New("-services: no service named")}
 	}
 	for _, n := range append(names[:len(names):len(names)], *https) {
 		if n == "" {
 			continue
 		}
 		if err := devcerts.CheckName(n); err != nil {
-			return usageError{err}
+			return &service.UsageError{Err: err}
 		}
 	}
 	wrote, err := devcerts.Write(*dir, names, *https, os.FileMode(mode))

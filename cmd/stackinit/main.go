@@ -30,11 +30,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/example/micro-starter/pkg/service"
 )
 
 const usage = `usage:
@@ -42,20 +42,7 @@ const usage = `usage:
   stackinit init [-secrets stackinit.json] [-consul consul:8500] [-etcd etcd:2379] [-timeout 60s]
 `
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args, os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintf(os.Stderr, "stackinit: %v\n", err)
-		var u usageError
-		if errors.As(err, &u) {
-			os.Exit(2)
-		}
-		os.Exit(1)
-	}
-}
-
-type usageError struct{ error }
+func main() { service.Main("stackinit", run) }
 
 // config is every setting of both steps, from flags.
 type config struct {
@@ -72,7 +59,7 @@ type config struct {
 
 func run(ctx context.Context, args []string, _ func(string) string, stdout io.Writer) error {
 	if len(args) < 2 {
-		return usageError{errors.New("want a step: secrets or init\n" + usage)}
+		return &service.UsageError{Err: errors.New("want a step: secrets or init\n" + usage)}
 	}
 	step := args[1]
 	var c config
@@ -93,7 +80,7 @@ func run(ctx context.Context, args []string, _ func(string) string, stdout io.Wr
 		fmt.Fprint(stdout, usage)
 		return nil
 	default:
-		return usageError{fmt.Errorf("unknown step %q\n%s", step, usage)}
+		return &service.UsageError{Err: fmt.Errorf("unknown step %q\n%s", step, usage)}
 	}
 	if err := fs.Parse(args[2:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -101,10 +88,10 @@ func run(ctx context.Context, args []string, _ func(string) string, stdout io.Wr
 			fs.PrintDefaults()
 			return nil
 		}
-		return usageError{err}
+		return &service.UsageError{Err: err}
 	}
 	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+		return &service.UsageError{Err: fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 
 	log := slog.New(slog.NewTextHandler(stdout, nil))
@@ -112,12 +99,12 @@ func run(ctx context.Context, args []string, _ func(string) string, stdout io.Wr
 	case "secrets":
 		mode, err := strconv.ParseUint(keyMode, 8, 32)
 		if err != nil || mode > 0o777 || mode&0o400 == 0 {
-			return usageError{fmt.Errorf("-key-mode %q: want octal permissions the owner can read, such as 0600", keyMode)}
+			return &service.UsageError{Err: fmt.Errorf("-key-mode %q: want octal permissions the owner can read, such as 0600", keyMode)}
 		}
 		c.keyMode = os.FileMode(mode)
 		c.services = strings.Fields(services)
 		if len(c.services) == 0 {
-			return usageError{errors.New("-services: no service named")}
+			return &service.UsageError{Err: errors.New("-services: no service named")}
 		}
 		wrote, err := writeSecrets(c.dir, c.services, c.keyMode)
 		if len(wrote) > 0 {

@@ -23,6 +23,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/example/micro-starter/internal/stack"
+	"github.com/example/micro-starter/pkg/service"
 )
 
 func TestSecretsWritesEachOnceAndKeepsThem(t *testing.T) {
@@ -124,7 +125,7 @@ func TestSecretsRefusesWhatItCannotUse(t *testing.T) {
 		{[]string{"init", "extra"}, true, "unexpected argument"},
 	} {
 		err := run(context.Background(), append([]string{"stackinit"}, tc.args...), os.Getenv, io.Discard)
-		var u usageError
+		var u *service.UsageError
 		if err == nil || !strings.Contains(err.Error(), tc.want) || errors.As(err, &u) != tc.usage {
 			t.Errorf("%v: %v, want an error with %q (usage error: %v)", tc.args, err, tc.want, tc.usage)
 		}

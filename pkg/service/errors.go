@@ -36,6 +36,13 @@ func ownErrors(service string) server.HandlerWrapper {
 			switch {
 			case !ok:
 				return merrors.InternalServerError(service, "%s: %v", req.Endpoint(), err)
+			case wrappers.RaisedByClient(e) && ctx.Err() != nil:
+				// The caller's deadline passed (or it cancelled): its own
+				// timer ends its attempt and it retries elsewhere. This
+				// answer only races that timer; as the client's timeout it
+				// means the same, where under our id it would be a final
+				// answer (one hung callee failed requests two hops up).
+				return e
 			case wrappers.RaisedByClient(e):
 				return &merrors.Error{Id: service, Code: e.Code, Detail: e.Detail, Status: e.Status}
 			default:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
@@ -84,4 +85,39 @@ func TestPassedOnErrorsAreNotRetriedUpstream(t *testing.T) {
 func callCallee(ctx context.Context, c client.Client) error {
 	req := c.NewRequest("callee", "Echo.Call", &EchoRequest{Text: "hi"}, client.WithContentType("application/json"))
 	return c.Call(ctx, req, &EchoResponse{})
+}
+
+// TestAnswerAfterCallersDeadlineIsRetried: a handler whose caller's
+// deadline passed while its own call waited (on a hung callee) answers
+// with its client's timeout. The caller takes it for its own attempt
+// timing out and retries on another instance, as its own timer would have
+// made it do; under the handler's id the answer beat that timer and was
+// final.
+func TestAnswerAfterCallersDeadlineIsRetried(t *testing.T) {
+	c := testConfig()
+	c.Client.AttemptTimeout, c.Client.RequestTimeout, c.Client.Retries = 300*time.Millisecond, 5*time.Second, 2
+	svc := mustNew(t, c)
+	relay := &Relay{}
+	relay.call = func(ctx context.Context) error {
+		if relay.started.Load() > 1 {
+			return nil // the retry: another callee answers
+		}
+		<-ctx.Done() // the hung callee
+		return merrors.Timeout("go.micro.client", "%v", ctx.Err())
+	}
+	mustHandle(t, svc, relay)
+	start(t, svc)
+	mustRegistered(t, svc)
+
+	for i := range 5 {
+		relay.started.Store(0)
+		cl := svc.Client()
+		req := cl.NewRequest("test", "Relay.Call", &EchoRequest{Text: "hi"}, client.WithContentType("application/json"))
+		if err := cl.Call(context.Background(), req, &EchoResponse{}); err != nil {
+			t.Fatalf("call %d: %v, want success on the retry", i, err)
+		}
+		if n := relay.started.Load(); n != 2 {
+			t.Fatalf("call %d: the relay ran %d times, want 2", i, n)
+		}
+	}
 }

@@ -70,14 +70,21 @@ func (c Config) Validate() error {
 func (c Config) HasServer() bool { return c.Name == "consul" || c.Name == "etcd" }
 
 // New builds the registry named by c, with extra options such as a logger.
-// It does not contact the registry; see Ping for that. With etcd,
-// registration goes through our own client (see etcdRegistration).
+// It does not contact the registry; see Ping for that. With etcd and
+// Consul, registration goes through our own client (see etcdRegistration
+// and consulRegistration).
 func New(c Config, extra ...registry.Option) (registry.Registry, error) {
 	r, err := newPlugin(c, extra...)
-	if err != nil || c.Name != "etcd" {
-		return r, err
+	if err != nil {
+		return nil, err
 	}
-	return newEtcdRegistration(r, c)
+	switch c.Name {
+	case "etcd":
+		return newEtcdRegistration(r, c)
+	case "consul":
+		return newConsulRegistration(r, c)
+	}
+	return r, nil
 }
 
 // newPlugin builds the registry named by c from go-micro's plugins.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/example/micro-starter/pkg/discovery"
 	"github.com/example/micro-starter/pkg/mtls"
+	"github.com/example/micro-starter/pkg/tracing"
 	"github.com/example/micro-starter/pkg/wrappers"
 )
 
@@ -29,10 +30,15 @@ type Config struct {
 	ShutdownTimeout  time.Duration // bound on each shutdown step that waits on something else
 	Client           wrappers.Config
 	HealthProbe      bool // check a running instance and exit, instead of serving
+	// HealthAddress is where GET /health answers (Consul's HTTP check);
+	// empty: the host of ServerAddress, a free port.
+	HealthAddress string
 
 	registryPasswordFile string // --registry_password_file, if given
 	// TLS: mutual TLS between services (pkg/mtls); no files: plaintext.
 	TLS mtls.Files
+	// Tracing: --otlp_endpoint, --trace_sample_ratio, --log_format.
+	Tracing tracing.Config
 }
 
 // DefaultConfig is what a service runs with when no flag or variable is set.
@@ -47,6 +53,7 @@ func DefaultConfig(name string) Config {
 		Drain:            2 * time.Second,
 		ShutdownTimeout:  5 * time.Second,
 		Client:           wrappers.DefaultConfig(),
+		Tracing:          tracing.DefaultConfig(),
 	}
 }
 
@@ -57,6 +64,11 @@ func (c Config) Validate() error {
 	}
 	if err := validListenAddress(c.ServerAddress); err != nil {
 		return fmt.Errorf("server address: %w", err)
+	}
+	if c.HealthAddress != "" {
+		if err := validListenAddress(c.HealthAddress); err != nil {
+			return fmt.Errorf("health address: %w", err)
+		}
 	}
 	if c.RegisterInterval <= 0 || c.RegisterTTL <= c.RegisterInterval {
 		// A TTL no longer than the interval lets healthy instances expire
@@ -70,6 +82,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("drain %v must not be negative and shutdown timeout %v must be positive", c.Drain, c.ShutdownTimeout)
 	}
 	if err := c.TLS.Validate(); err != nil {
+		return err
+	}
+	if err := c.Tracing.Validate(); err != nil {
 		return err
 	}
 	return c.Client.Validate()
@@ -142,7 +157,8 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLS.CA, "tls_ca", c.TLS.CA, "CA (PEM) of every service's certificate; with --tls_cert and --tls_key, RPC is mutual TLS")
 	fs.StringVar(&c.TLS.Cert, "tls_cert", c.TLS.Cert, "this service's certificate (PEM), naming the service (DNS name, e.g. user); reloaded when the file changes")
 	fs.StringVar(&c.TLS.Key, "tls_key", c.TLS.Key, "the private key (PEM) of --tls_cert")
-	fs.BoolVar(&c.HealthProbe, "health_probe", false, "check that the instance listening on --server_address is up, then exit (container health checks)")
+	fs.BoolVar(&c.HealthProbe, "health_probe", false, "check that the instance is serving, then exit (container health checks): GET /health on --health_address if its port is fixed, else the gRPC health check on --server_address")
+	fs.StringVar(&c.HealthAddress, "health_address", c.HealthAddress, "plain HTTP listen address of GET /health, which Consul's check asks (default: the host of --server_address, a free port)")
 	fs.DurationVar(&c.Client.CacheTTL, "registry_cache_ttl", c.Client.CacheTTL, "how long the client uses a registry lookup before asking again (a watch keeps it fresh meanwhile)")
 	fs.StringVar(&c.Client.Strategy, "selector", c.Client.Strategy, "load balancing: roundrobin, random, or hash (by the call's hash key, such as the user id the gateway sets; round robin without one)")
 	fs.IntVar(&c.Client.Retries, "client_retries", c.Client.Retries, "retries of a failed call, each on the next instance")
@@ -152,6 +168,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Client.Breaker.VolumeThreshold, "breaker_volume", c.Client.Breaker.VolumeThreshold, "calls in 10 s before the breaker may open")
 	fs.IntVar(&c.Client.Breaker.ErrorPercent, "breaker_error_percent", c.Client.Breaker.ErrorPercent, "percentage of failed calls that opens the breaker")
 	fs.DurationVar(&c.Client.Breaker.SleepWindow, "breaker_sleep", c.Client.Breaker.SleepWindow, "how long an open breaker rejects before testing again")
+	c.Tracing.Flags(fs)
 }
 
 // registryPasswordEnv holds etcd's password. A password is never a flag:

@@ -53,10 +53,15 @@ func ProbeGRPC(listenAddress string, tlsConfig *tls.Config) error {
 	return nil
 }
 
-// probeInstance is the default --health_probe of cfg's instance: the gRPC
-// health check, under mutual TLS if cfg has a TLS identity, presenting it
-// and expecting the service's own name in the server's certificate.
+// probeInstance is the default --health_probe of cfg's instance: what
+// Consul asks, GET /health on --health_address, if that has a fixed port;
+// otherwise the gRPC health check on --server_address, under mutual TLS if
+// cfg has a TLS identity, presenting it and expecting the service's own
+// name in the server's certificate. Both answer the same state (Healthy).
 func probeInstance(cfg Config) error {
+	if _, port, err := net.SplitHostPort(cfg.HealthAddress); err == nil && port != "0" && port != "" {
+		return ProbeHTTP(cfg.HealthAddress, "/health")
+	}
 	if !cfg.TLS.Enabled() {
 		return ProbeGRPC(cfg.ServerAddress, nil)
 	}

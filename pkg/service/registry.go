@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,10 @@ type drainingRegistry struct {
 
 	registered atomic.Bool           // a registration has succeeded (Health)
 	failed     atomic.Pointer[error] // the last registration's error; nil after a success
+
+	// healthPort is the port of GET /health, which Consul is asked to
+	// check; 0: none. Set before the server starts registering.
+	healthPort int
 }
 
 // lastErr is the error of the last registration, nil if it succeeded.
@@ -47,6 +52,9 @@ func (r *drainingRegistry) Register(s *registry.Service, opts ...registry.Regist
 	defer r.mu.RUnlock()
 	if r.draining {
 		return nil
+	}
+	if r.healthPort > 0 {
+		opts = append(slices.Clip(opts), discovery.HTTPCheck(r.healthPort))
 	}
 	if err := discovery.Call(context.Background(), r.timeout, func() error { return r.Registry.Register(s, opts...) }); err != nil {
 		r.failed.Store(&err)

@@ -5,9 +5,11 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -33,6 +35,10 @@ type Service struct {
 	client   client.Client
 	draining atomic.Bool
 	reg      *drainingRegistry // what the server registers through
+
+	inFlight   inFlight      // handlers running, for Healthy
+	stuckAfter time.Duration // see Healthy
+	health     *http.Server  // GET /health, from Run
 }
 
 // New builds the instance without contacting the registry; Run does that.
@@ -66,7 +72,10 @@ func newService(cfg Config, log *slog.Logger, reg registry.Registry, opts ...ser
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, log: log, registry: reg}
+	// No caller waits for an answer longer than its request timeout (the
+	// same setting in every service here): a handler still running at
+	// twice that answers nobody.
+	s := &Service{cfg: cfg, log: log, registry: reg, stuckAfter: 2 * cfg.Client.RequestTimeout}
 	lookups := discovery.StaleOnError(reg, lookupTimeout, cfg.RegisterTTL, func(format string, args ...any) {
 		log.Warn(fmt.Sprintf(format, args...))
 	})
@@ -82,6 +91,7 @@ func newService(cfg Config, log *slog.Logger, reg registry.Registry, opts ...ser
 		server.Address(cfg.ServerAddress),
 		server.Broker(broker.NewMemoryBroker()), // no pub/sub here: open no port for it
 		server.WrapHandler(ownErrors(cfg.Name)),
+		server.WrapHandler(s.inFlight.wrap),
 		server.Registry(s.reg),
 		server.RegisterTTL(cfg.RegisterTTL),
 		server.RegisterInterval(cfg.RegisterInterval),
@@ -109,9 +119,13 @@ func (s *Service) Instance() string { return s.cfg.Name + "-" + s.server.Options
 // Draining reports whether shutdown has begun.
 func (s *Service) Draining() bool { return s.draining.Load() }
 
-// Healthy reports whether the instance has registered and is not draining:
-// what the gRPC health check (Health) answers.
-func (s *Service) Healthy() bool { return s.reg.registered.Load() && !s.Draining() }
+// Healthy reports whether the instance has registered, is not draining,
+// and its handlers are not stuck (handlers in flight and none finished for
+// twice the client request timeout): what GET /health and the gRPC health
+// check (Health) answer.
+func (s *Service) Healthy() bool {
+	return s.reg.registered.Load() && !s.Draining() && !s.inFlight.stuck(time.Now(), s.stuckAfter)
+}
 
 // Run starts the server, registers it, and serves until ctx is done. Then it
 // deregisters, keeps serving for the drain period so that callers whose
@@ -126,11 +140,25 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
+	hln, err := net.Listen("tcp", s.healthAddress())
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("health: %w", err)
+	}
+	// Registration asks Consul to check the port just bound.
+	s.reg.healthPort = hln.Addr().(*net.TCPAddr).Port
+	s.health = healthServer(s.Healthy)
+	go func() {
+		if err := s.health.Serve(hln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("health", "err", err)
+		}
+	}()
 	if err := s.start(ctx, ln); err != nil {
 		ln.Close()
+		s.health.Close()
 		return err
 	}
-	s.log.Info("serving", "instance", s.Instance(), "address", s.server.Options().Address,
+	s.log.Info("serving", "instance", s.Instance(), "address", s.server.Options().Address, "health", hln.Addr().String(),
 		"registry", s.cfg.Registry.Name, "register_ttl", s.cfg.RegisterTTL, "register_interval", s.cfg.RegisterInterval,
 		"mutual_tls", s.cfg.TLS.Enabled())
 
@@ -180,7 +208,20 @@ func (s *Service) Shutdown() {
 	if err := discovery.Call(context.Background(), s.cfg.ShutdownTimeout, s.server.Stop); err != nil {
 		s.log.Error("stop server", "err", err)
 	}
+	if s.health != nil {
+		s.health.Close() // it has answered "not serving" since the drain began
+	}
 	s.log.Info("stopped", "instance", s.Instance(), "took", time.Since(start).Round(time.Millisecond))
+}
+
+// healthAddress is where GET /health listens: --health_address, or the
+// host of the RPC address and a free port.
+func (s *Service) healthAddress() string {
+	if s.cfg.HealthAddress != "" {
+		return s.cfg.HealthAddress
+	}
+	host, _, _ := net.SplitHostPort(s.cfg.ServerAddress) // checked by Validate
+	return net.JoinHostPort(host, "0")
 }
 
 // deregister removes this instance from the registry and reports whether

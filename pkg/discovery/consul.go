@@ -1,0 +1,225 @@
+package discovery
+
+import (
+	"bytes"
+	"compress/zlib"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"go-micro.dev/v4/registry"
+)
+
+// The HTTP check Consul runs against each instance registered with
+// HTTPCheck: every 2 s, failing after 1 s without an answer. An instance
+// that stops answering is critical within interval + timeout (3 s), and
+// callers' watches drop critical instances at once. Consul removes an
+// instance critical for a minute, its smallest "deregister critical
+// service after".
+const (
+	consulCheckInterval   = 2 * time.Second
+	consulCheckTimeout    = time.Second
+	consulDeregisterAfter = time.Minute
+)
+
+// HTTPCheck has Consul check the instance being registered with GET
+// http://<instance's host>:<port>/health, beside the TTL check that
+// re-registration passes: the host is the one callers reach the instance
+// at, so the check also covers the path from the network to it. The other
+// registries ignore it (etcd has its lease, mDNS and memory no checks).
+func HTTPCheck(port int) registry.RegisterOption {
+	return func(o *registry.RegisterOptions) {
+		if o.Context == nil {
+			o.Context = context.Background()
+		}
+		o.Context = context.WithValue(o.Context, httpCheckKey{}, port)
+	}
+}
+
+type httpCheckKey struct{}
+
+func httpCheckPort(o registry.RegisterOptions) (int, bool) {
+	if o.Context == nil {
+		return 0, false
+	}
+	port, ok := o.Context.Value(httpCheckKey{}).(int)
+	return port, ok && port > 0
+}
+
+// consulRegistration replaces the Register and Deregister of go-micro's
+// Consul plugin (registry/consul v1.2.1) and keeps its lookups and watches,
+// which read what this writes: the plugin's tags (metadata, endpoints and
+// version, encoded as it does) and the node's id, address and port.
+//
+// The plugin takes one check per instance: a TTL check, or a TCP or HTTP
+// check instead, and with a TTL and a second check every re-registration
+// fails ("does not have associated TTL"). Here an instance has its TTL
+// check, passed by each re-registration (an instance whose registration
+// loop died still expires), and, with HTTPCheck, the HTTP check Consul
+// runs (an instance that hangs is critical within seconds).
+//
+// Its client is the one consulConfig builds for the plugin: the same
+// address, token and TLS.
+type consulRegistration struct {
+	registry.Registry // the plugin, for GetService, ListServices, Watch
+	client            *api.Client
+
+	mu   sync.Mutex
+	sent map[string]string // node id -> what was last registered for it
+}
+
+func newConsulRegistration(plugin registry.Registry, c Config) (*consulRegistration, error) {
+	cc, err := consulConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	// Registration talks to the local agent and answers in milliseconds:
+	// unlike the plugin's watches (blocking queries), it can be bounded.
+	hc := *cc.HttpClient
+	hc.Timeout = c.Timeout
+	cc.HttpClient = &hc
+	client, err := api.NewClient(cc)
+	if err != nil {
+		return nil, fmt.Errorf("consul: %w", err)
+	}
+	return &consulRegistration{Registry: plugin, client: client, sent: map[string]string{}}, nil
+}
+
+// ttlCheckID is the plugin's id of an instance's TTL check.
+func ttlCheckID(node string) string { return "service:" + node }
+
+func (r *consulRegistration) Register(s *registry.Service, opts ...registry.RegisterOption) error {
+	if len(s.Nodes) == 0 {
+		return errors.New("register: no node")
+	}
+	var o registry.RegisterOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	node := s.Nodes[0]
+	reg, err := consulService(s, node, o)
+	if err != nil {
+		return err
+	}
+	// What was registered, in a form that does not depend on map order
+	// (the tags do): unchanged, passing the TTL check is the whole refresh.
+	port, _ := httpCheckPort(o)
+	sent, err := json.Marshal(struct {
+		S    *registry.Service
+		TTL  time.Duration
+		Port int
+	}{s, o.TTL, port})
+	if err != nil {
+		return err
+	}
+	agent := r.client.Agent()
+	r.mu.Lock()
+	same := r.sent[node.Id] == string(sent)
+	r.mu.Unlock()
+	if same && o.TTL > 0 {
+		// Fails if the agent no longer knows the instance (restarted, or
+		// removed it after a minute critical): then register it again.
+		if err := agent.UpdateTTL(ttlCheckID(node.Id), "", api.HealthPassing); err == nil {
+			return nil
+		}
+	}
+	if err := agent.ServiceRegister(reg); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.sent[node.Id] = string(sent)
+	r.mu.Unlock()
+	if o.TTL > 0 {
+		return agent.UpdateTTL(ttlCheckID(node.Id), "", api.HealthPassing)
+	}
+	return nil
+}
+
+func (r *consulRegistration) Deregister(s *registry.Service, _ ...registry.DeregisterOption) error {
+	if len(s.Nodes) == 0 {
+		return errors.New("deregister: no node")
+	}
+	for _, n := range s.Nodes {
+		r.mu.Lock()
+		delete(r.sent, n.Id)
+		r.mu.Unlock()
+		if err := r.client.Agent().ServiceDeregister(n.Id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// consulService is the agent's registration of node of s, with its checks.
+func consulService(s *registry.Service, node *registry.Node, o registry.RegisterOptions) (*api.AgentServiceRegistration, error) {
+	host, p, err := net.SplitHostPort(node.Address)
+	if err != nil {
+		return nil, fmt.Errorf("register %s: address: %w", node.Id, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return nil, fmt.Errorf("register %s: port %q: %w", node.Id, p, err)
+	}
+	reg := &api.AgentServiceRegistration{
+		ID: node.Id, Name: s.Name, Address: host, Port: port, Meta: node.Metadata,
+		Tags: consulTags(s, node),
+	}
+	if o.TTL > 0 {
+		reg.Checks = append(reg.Checks, &api.AgentServiceCheck{
+			CheckID: ttlCheckID(node.Id), Name: "re-registration",
+			TTL:                            o.TTL.String(),
+			DeregisterCriticalServiceAfter: consulDeregisterAfter.String(),
+		})
+	}
+	if hp, ok := httpCheckPort(o); ok {
+		reg.Checks = append(reg.Checks, &api.AgentServiceCheck{
+			CheckID: "service:" + node.Id + ":health", Name: "GET /health",
+			HTTP:     "http://" + net.JoinHostPort(host, strconv.Itoa(hp)) + "/health",
+			Interval: consulCheckInterval.String(), Timeout: consulCheckTimeout.String(),
+			// The instance registers once it serves: listed at once, rather
+			// than critical until the first check, up to an interval later.
+			Status:                         api.HealthPassing,
+			DeregisterCriticalServiceAfter: consulDeregisterAfter.String(),
+		})
+	}
+	return reg, nil
+}
+
+// consulTags encodes what the plugin's lookups decode from the tags: each
+// metadata pair ("t-"), each endpoint ("e-") and the version ("v-"), as
+// zlib-compressed JSON in hex.
+func consulTags(s *registry.Service, node *registry.Node) []string {
+	var tags []string
+	keys := make([]string, 0, len(node.Metadata))
+	for k := range node.Metadata {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if b, err := json.Marshal(map[string]string{k: node.Metadata[k]}); err == nil {
+			tags = append(tags, "t-"+consulEncode(b))
+		}
+	}
+	for _, e := range s.Endpoints {
+		if b, err := json.Marshal(e); err == nil {
+			tags = append(tags, "e-"+consulEncode(b))
+		}
+	}
+	return append(tags, "v-"+consulEncode([]byte(s.Version)))
+}
+
+func consulEncode(b []byte) string {
+	var buf bytes.Buffer
+	w := zlib.NewWriter(&buf)
+	_, _ = w.Write(b) // into a bytes.Buffer: cannot fail
+	_ = w.Close()
+	return hex.EncodeToString(buf.Bytes())
+}

@@ -1,0 +1,223 @@
+// Package metrics counts what an instance serves and calls, in one
+// Prometheus registry per process, served as /metrics on its own port.
+//
+// go-micro's prometheus wrapper plugin is not used: it registers its
+// collectors in client_golang's global registry from init() and labels
+// every series with the instance id, so each restart adds series forever.
+// Here labels are bounded: endpoints, callee services, result kinds, codes,
+// HTTP routes (ServeMux patterns, never raw paths). The instance is the
+// target Prometheus scrapes, so it needs no label of ours.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go-micro.dev/v4/client"
+	merrors "go-micro.dev/v4/errors"
+	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/server"
+
+	"github.com/example/micro-starter/pkg/wrappers"
+)
+
+// Metrics holds one process's collectors and the registry they are in.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	serverRequests *prometheus.CounterVec   // endpoint, code
+	serverDuration *prometheus.HistogramVec // endpoint
+	inFlight       prometheus.Gauge
+
+	clientCalls    *prometheus.CounterVec   // service, endpoint, result
+	clientDuration *prometheus.HistogramVec // service, endpoint
+	clientAttempts *prometheus.CounterVec   // service, endpoint, result
+
+	httpRequests *prometheus.CounterVec   // route, code
+	httpDuration *prometheus.HistogramVec // route
+}
+
+// New returns collectors registered in a new registry, with the Go runtime
+// and process collectors beside them.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		serverRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "micro_server_requests_total",
+			Help: "RPC requests handled, by endpoint and status code (200 if the handler succeeded, else the go-micro error code).",
+		}, []string{"endpoint", "code"}),
+		serverDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "micro_server_request_duration_seconds",
+			Help:    "Time RPC handlers took, by endpoint.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"endpoint"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "micro_server_requests_in_flight",
+			Help: "RPC handlers running now.",
+		}),
+		clientCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "micro_client_calls_total",
+			Help: "Calls to other services, retries included in one call, by callee, endpoint and result (ok, request_error, caller, network, timeout, circuit_open, callee).",
+		}, []string{"service", "endpoint", "result"}),
+		clientDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "micro_client_call_duration_seconds",
+			Help:    "Time calls to other services took, all attempts together.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"service", "endpoint"}),
+		clientAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "micro_client_attempts_total",
+			Help: "Attempts on one instance each; attempts beyond calls are retries. By callee, endpoint and result.",
+		}, []string{"service", "endpoint", "result"}),
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "micro_http_requests_total",
+			Help: "HTTP requests, by route (the ServeMux pattern, \"none\" when no route matched) and status code.",
+		}, []string{"route", "code"}),
+		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "micro_http_request_duration_seconds",
+			Help:    "Time HTTP requests took, by route.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"route"}),
+	}
+	m.Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.serverRequests, m.serverDuration, m.inFlight,
+		m.clientCalls, m.clientDuration, m.clientAttempts,
+		m.httpRequests, m.httpDuration,
+	)
+	return m
+}
+
+// Handler serves the registry's metrics in Prometheus's text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+// HandlerWrapper counts each RPC request the server handles.
+func (m *Metrics) HandlerWrapper() server.HandlerWrapper {
+	return func(next server.HandlerFunc) server.HandlerFunc {
+		return func(ctx context.Context, req server.Request, rsp interface{}) error {
+			m.inFlight.Inc()
+			defer m.inFlight.Dec()
+			start := time.Now()
+			err := next(ctx, req, rsp)
+			m.serverDuration.WithLabelValues(req.Endpoint()).Observe(time.Since(start).Seconds())
+			m.serverRequests.WithLabelValues(req.Endpoint(), code(err)).Inc()
+			return err
+		}
+	}
+}
+
+// code is the status a handler answered: 200, or its go-micro error code
+// (500 for a plain error, as go-micro answers it).
+func code(err error) string {
+	if err == nil {
+		return "200"
+	}
+	if e := merrors.FromError(err); e.Code != 0 {
+		return strconv.Itoa(int(e.Code))
+	}
+	return "500"
+}
+
+// ClientWrapper counts logical calls: put it outermost, so it sees what the
+// caller gets, circuit open included.
+func (m *Metrics) ClientWrapper() client.Wrapper {
+	return func(c client.Client) client.Client { return &countingClient{Client: c, m: m} }
+}
+
+type countingClient struct {
+	client.Client
+	m *Metrics
+}
+
+func (c *countingClient) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
+	start := time.Now()
+	err := c.Client.Call(ctx, req, rsp, opts...)
+	c.m.clientDuration.WithLabelValues(req.Service(), req.Endpoint()).Observe(time.Since(start).Seconds())
+	c.m.clientCalls.WithLabelValues(req.Service(), req.Endpoint(), Result(ctx, err)).Inc()
+	return err
+}
+
+// CallWrapper counts attempts, one per instance tried: put it innermost.
+func (m *Metrics) CallWrapper() client.CallWrapper {
+	return func(next client.CallFunc) client.CallFunc {
+		return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
+			err := next(ctx, node, req, rsp, opts)
+			m.clientAttempts.WithLabelValues(req.Service(), req.Endpoint(), Result(ctx, err)).Inc()
+			return err
+		}
+	}
+}
+
+// Result names who a call's failure is to blame on (wrappers.Classify),
+// with two network failures told apart: a timeout, and a circuit the
+// breaker holds open.
+func Result(ctx context.Context, err error) string {
+	if err == nil {
+		return "ok"
+	}
+	f := wrappers.Classify(ctx, err)
+	if f == wrappers.NoFault {
+		return "request_error" // the callee answered that the request was wrong: a 4xx
+	}
+	if e, ok := wrappers.Error(err); ok {
+		switch {
+		case strings.HasSuffix(e.Detail, ": circuit open"): // wrappers' breakerError
+			return "circuit_open"
+		case e.Code == http.StatusRequestTimeout && f != wrappers.CallerFault:
+			return "timeout"
+		}
+	}
+	switch f {
+	case wrappers.CallerFault:
+		return "caller"
+	case wrappers.NetworkFault:
+		return "network"
+	default:
+		return "callee"
+	}
+}
+
+// HTTP counts the requests h serves by the route mux matched for them.
+// mux must be the one h dispatches to.
+func (m *Metrics) HTTP(mux *http.ServeMux, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		route := "none"
+		if _, p := mux.Handler(r); p != "" {
+			route = p
+		}
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		m.httpDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		m.httpRequests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code  int
+	wrote bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.code, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,164 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go-micro.dev/v4/client"
+	merrors "go-micro.dev/v4/errors"
+	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/server"
+)
+
+type request struct {
+	server.Request
+	endpoint string
+}
+
+func (r request) Endpoint() string { return r.endpoint }
+
+func TestServerRequestsByEndpointAndCode(t *testing.T) {
+	m := New()
+	h := m.HandlerWrapper()(func(ctx context.Context, req server.Request, rsp interface{}) error {
+		switch req.Endpoint() {
+		case "User.Get":
+			return merrors.NotFound("user", "no such user")
+		case "User.Crash":
+			return errors.New("plain")
+		}
+		return nil
+	})
+	for _, ep := range []string{"User.List", "User.List", "User.Get", "User.Crash"} {
+		_ = h(context.Background(), request{endpoint: ep}, nil)
+	}
+	for _, c := range []struct {
+		endpoint, code string
+		want           float64
+	}{{"User.List", "200", 2}, {"User.Get", "404", 1}, {"User.Crash", "500", 1}} {
+		if got := testutil.ToFloat64(m.serverRequests.WithLabelValues(c.endpoint, c.code)); got != c.want {
+			t.Errorf("micro_server_requests_total{endpoint=%q,code=%q} = %v, want %v", c.endpoint, c.code, got, c.want)
+		}
+	}
+	if got := testutil.CollectAndCount(m.serverDuration); got != 3 {
+		t.Errorf("duration series = %d, want 3 (one per endpoint)", got)
+	}
+	if got := testutil.ToFloat64(m.inFlight); got != 0 {
+		t.Errorf("in flight after the calls = %v, want 0", got)
+	}
+}
+
+type call struct {
+	client.Request
+	service, endpoint string
+}
+
+func (c call) Service() string  { return c.service }
+func (c call) Endpoint() string { return c.endpoint }
+
+type stubClient struct {
+	client.Client
+	err error
+}
+
+func (c stubClient) Call(context.Context, client.Request, interface{}, ...client.CallOption) error {
+	return c.err
+}
+
+func TestClientCallsByResult(t *testing.T) {
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, c := range []struct {
+		name string
+		ctx  context.Context
+		err  error
+		want string
+	}{
+		{"ok", context.Background(), nil, "ok"},
+		{"the callee says the request is wrong", context.Background(), merrors.NotFound("user", "no"), "request_error"},
+		{"the callee fails", context.Background(), merrors.InternalServerError("user", "boom"), "callee"},
+		{"no connection", context.Background(), merrors.New("go.micro.client", "connection refused", 503), "network"},
+		{"attempt timeout", context.Background(), merrors.New("go.micro.client", "deadline exceeded", 408), "timeout"},
+		{"circuit open", context.Background(), merrors.New("go.micro.client", "user.User.Get: circuit open", 503), "circuit_open"},
+		{"the caller gave up", canceled, merrors.New("go.micro.client", "context canceled", 408), "caller"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := New()
+			cl := m.ClientWrapper()(stubClient{err: c.err})
+			_ = cl.Call(c.ctx, call{service: "user", endpoint: "User.Get"}, nil)
+			if got := testutil.ToFloat64(m.clientCalls.WithLabelValues("user", "User.Get", c.want)); got != 1 {
+				t.Errorf("micro_client_calls_total{result=%q} = %v, want 1", c.want, got)
+			}
+			if got := testutil.CollectAndCount(m.clientCalls); got != 1 {
+				t.Errorf("%d call series, want 1", got)
+			}
+		})
+	}
+}
+
+func TestAttemptsCountEachInstanceTried(t *testing.T) {
+	m := New()
+	attempt := m.CallWrapper()(func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
+		if node.Id == "dead" {
+			return merrors.New("go.micro.client", "connection refused", 503)
+		}
+		return nil
+	})
+	req := call{service: "user", endpoint: "User.Get"}
+	for _, id := range []string{"dead", "live"} { // a call that failed over
+		_ = attempt(context.Background(), &registry.Node{Id: id}, req, nil, client.CallOptions{})
+	}
+	for result, want := range map[string]float64{"network": 1, "ok": 1} {
+		if got := testutil.ToFloat64(m.clientAttempts.WithLabelValues("user", "User.Get", result)); got != want {
+			t.Errorf("micro_client_attempts_total{result=%q} = %v, want %v", result, got, want)
+		}
+	}
+}
+
+func TestHTTPByRouteNeverPath(t *testing.T) {
+	m := New()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /users/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("id") == "missing" {
+			http.Error(w, "no", http.StatusNotFound)
+		}
+	})
+	h := m.HTTP(mux, mux)
+	for _, p := range []string{"/users/1", "/users/2", "/users/missing", "/elsewhere/1"} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", p, nil))
+	}
+	for _, c := range []struct {
+		route, code string
+		want        float64
+	}{{"GET /users/{id}", "200", 2}, {"GET /users/{id}", "404", 1}, {"none", "404", 1}} {
+		if got := testutil.ToFloat64(m.httpRequests.WithLabelValues(c.route, c.code)); got != c.want {
+			t.Errorf("micro_http_requests_total{route=%q,code=%q} = %v, want %v", c.route, c.code, got, c.want)
+		}
+	}
+	if got := testutil.CollectAndCount(m.httpRequests); got != 3 {
+		t.Errorf("%d request series, want 3: a path must never be a label value", got)
+	}
+}
+
+func TestHandlerServesTheRegistry(t *testing.T) {
+	m := New()
+	_ = m.HandlerWrapper()(func(context.Context, server.Request, interface{}) error { return nil })(context.Background(), request{endpoint: "Hello.Say"}, nil)
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	rsp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rsp.Body.Close()
+	b, _ := io.ReadAll(rsp.Body)
+	for _, want := range []string{`micro_server_requests_total{code="200",endpoint="Hello.Say"} 1`, "go_goroutines", "micro_server_request_duration_seconds_bucket"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}

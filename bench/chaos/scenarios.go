@@ -55,6 +55,7 @@ var scenarios = []scenario{
 	{"T4", "sick instance (500s)", "<= 1 % failed after the first second", true, 2, sickInstance},
 	{"T5", "breaker", fmt.Sprintf("opens within %d failures, never on 4xx; closes < 6 s after recovery", breakerTarget), true, 1, breaker},
 	{"T6", "scale out", "first call < 500 ms after registering", false, 2, scaleOut},
+	{"T7", "hang (SIGSTOP)", "0 failed; dropped within 6 s (Consul) or the TTL (etcd); no call after waits for it", false, 2, hang},
 }
 
 func rollingRestart(e env, o *outcome) error {
@@ -101,6 +102,77 @@ func crash(e env, o *outcome) error {
 	time.Sleep(e.phase)
 	o.results = l.stop()
 	o.missIfFailed(o.results)
+	return nil
+}
+
+// hangDropBound is how soon a hung instance must leave the registry's
+// list: Consul's HTTP check of the shipped services (every 2 s, 1 s
+// timeout) marks it critical within 3 s, and 6 s is the target; otherwise
+// (etcd's lease, plain go-micro's TTL check) the register TTL.
+func hangDropBound(e env) time.Duration {
+	if e.shipped && e.c.reg.Name == "consul" {
+		return 6 * time.Second
+	}
+	return e.ttl + time.Second
+}
+
+// slowAfterDrop is a call that waited for an instance that never answered:
+// the shipped client gives up on an attempt after 1.5 s, so a call that
+// tried the hung instance takes at least that.
+const slowAfterDrop = time.Second
+
+// hang stops one of the two instances with SIGSTOP (alive, its port
+// accepting connections, never answering: a hung process, and the stand-in
+// for a network cut) for the rest of the scenario, and resumes it at the
+// end. It measures how soon the registry stops listing it and whether any
+// call sent after that still waited for it.
+func hang(e env, o *outcome) error {
+	l := startLoad(e.caller, e.rate, "ada")
+	time.Sleep(e.phase)
+	victim := e.c.ids[0]
+	if err := e.c.users[0].Pause(); err != nil {
+		l.stop()
+		return err
+	}
+	paused := time.Now()
+	bound := hangDropBound(e)
+	err := poll.Until(e.ttl+30*time.Second, pollEvery, func() error {
+		if slices.Contains(e.c.instances(), victim) {
+			return fmt.Errorf("still listed")
+		}
+		return nil
+	})
+	dropped := time.Now()
+	if err != nil {
+		o.note("still listed after %v", dropped.Sub(paused).Round(time.Second))
+		o.miss("never dropped")
+	} else {
+		o.note("dropped %.1f s after the pause", dropped.Sub(paused).Seconds())
+		if dropped.Sub(paused) > bound {
+			o.miss("dropped after %v, target %v", dropped.Sub(paused).Round(100*time.Millisecond), bound)
+		}
+	}
+	time.Sleep(e.phase)
+	e.c.users[0].Resume()
+	o.results = l.stop()
+	o.missIfFailed(o.results)
+	// Callers learn of the drop from their watch within milliseconds.
+	var after []result
+	slow := 0
+	for _, r := range o.results {
+		if r.at.After(dropped.Add(100 * time.Millisecond)) {
+			after = append(after, r)
+			if r.latency >= slowAfterDrop {
+				slow++
+			}
+		}
+	}
+	if err == nil {
+		o.note("after the drop p99 %v, %d calls >= %v", percentile(after, 99).Round(time.Millisecond), slow, slowAfterDrop)
+		if slow > 0 {
+			o.miss("%d calls after the drop waited >= %v", slow, slowAfterDrop)
+		}
+	}
 	return nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"go-micro.dev/v4/server"
 
 	"github.com/example/micro-starter/pkg/discovery"
+	"github.com/example/micro-starter/pkg/metrics"
 	"github.com/example/micro-starter/pkg/mtls"
 	"github.com/example/micro-starter/pkg/wrappers"
 )
@@ -39,6 +40,9 @@ type Service struct {
 	inFlight   inFlight      // handlers running, for Healthy
 	stuckAfter time.Duration // see Healthy
 	health     *http.Server  // GET /health, from Run
+
+	metrics    *metrics.Metrics // see metrics.go
+	metricsMux *http.ServeMux
 }
 
 // New builds the instance without contacting the registry; Run does that.
@@ -76,20 +80,23 @@ func newService(cfg Config, log *slog.Logger, reg registry.Registry, opts ...ser
 	// same setting in every service here): a handler still running at
 	// twice that answers nobody.
 	s := &Service{cfg: cfg, log: log, registry: reg, stuckAfter: 2 * cfg.Client.RequestTimeout}
+	s.metrics, s.metricsMux = metrics.New(), http.NewServeMux()
 	lookups := discovery.StaleOnError(reg, lookupTimeout, cfg.RegisterTTL, func(format string, args ...any) {
 		log.Warn(fmt.Sprintf(format, args...))
 	})
-	cl, err := wrappers.NewClient(lookups, cfg.Client, client.WithLogger(ml))
+	cl, err := wrappers.NewClient(lookups, cfg.Client, client.WithLogger(ml), client.WrapCall(s.metrics.CallWrapper()))
 	if err != nil {
 		return nil, &UsageError{err}
 	}
 	s.client = cl
+	s.client = s.metrics.ClientWrapper()(s.client) // outermost: it counts what callers get
 	s.reg = &drainingRegistry{Registry: reg, timeout: min(registryCallTimeout, cfg.ShutdownTimeout)}
 	s.server = grpcserver.NewServer(append([]server.Option{
 		server.Name(cfg.Name),
 		server.WithLogger(ml),
 		server.Address(cfg.ServerAddress),
 		server.Broker(broker.NewMemoryBroker()), // no pub/sub here: open no port for it
+		server.WrapHandler(s.metrics.HandlerWrapper()), // outside ownErrors: it counts the code answered
 		server.WrapHandler(ownErrors(cfg.Name)),
 		server.WrapHandler(s.inFlight.wrap),
 		server.Registry(s.reg),
@@ -145,6 +152,13 @@ func (s *Service) Run(ctx context.Context) error {
 		ln.Close()
 		return fmt.Errorf("health: %w", err)
 	}
+	stopMetrics, err := s.serveMetrics()
+	if err != nil {
+		ln.Close()
+		hln.Close()
+		return fmt.Errorf("metrics: %w", err)
+	}
+	defer stopMetrics()
 	// Registration asks Consul to check the port just bound.
 	s.reg.healthPort = hln.Addr().(*net.TCPAddr).Port
 	s.health = healthServer(s.Healthy)

@@ -23,6 +23,7 @@ import (
 	"github.com/example/micro-starter/pkg/discovery"
 	"github.com/example/micro-starter/pkg/metrics"
 	"github.com/example/micro-starter/pkg/mtls"
+	"github.com/example/micro-starter/pkg/tracing"
 	"github.com/example/micro-starter/pkg/wrappers"
 )
 
@@ -43,6 +44,7 @@ type Service struct {
 
 	metrics    *metrics.Metrics // see metrics.go
 	metricsMux *http.ServeMux
+	tracing    *tracing.Tracing
 }
 
 // New builds the instance without contacting the registry; Run does that.
@@ -84,11 +86,14 @@ func newService(cfg Config, log *slog.Logger, reg registry.Registry, opts ...ser
 	lookups := discovery.StaleOnError(reg, lookupTimeout, cfg.RegisterTTL, func(format string, args ...any) {
 		log.Warn(fmt.Sprintf(format, args...))
 	})
-	cl, err := wrappers.NewClient(lookups, cfg.Client, client.WithLogger(ml), client.WrapCall(s.metrics.CallWrapper()))
+	if s.tracing, err = tracing.New(cfg.Tracing, cfg.Name); err != nil {
+		return nil, err
+	}
+	cl, err := wrappers.NewClient(lookups, cfg.Client, client.WithLogger(ml), client.WrapCall(s.metrics.CallWrapper()), client.WrapCall(s.tracing.CallWrapper()))
 	if err != nil {
 		return nil, &UsageError{err}
 	}
-	s.client = cl
+	s.client = s.tracing.ClientWrapper()(cl)
 	s.client = s.metrics.ClientWrapper()(s.client) // outermost: it counts what callers get
 	s.reg = &drainingRegistry{Registry: reg, timeout: min(registryCallTimeout, cfg.ShutdownTimeout)}
 	s.server = grpcserver.NewServer(append([]server.Option{
@@ -96,6 +101,8 @@ func newService(cfg Config, log *slog.Logger, reg registry.Registry, opts ...ser
 		server.WithLogger(ml),
 		server.Address(cfg.ServerAddress),
 		server.Broker(broker.NewMemoryBroker()), // no pub/sub here: open no port for it
+		// First of the handler wrappers: its span covers the others.
+		server.WrapHandler(s.tracing.HandlerWrapper()),
 		server.WrapHandler(s.metrics.HandlerWrapper()), // outside ownErrors: it counts the code answered
 		server.WrapHandler(ownErrors(cfg.Name)),
 		server.WrapHandler(s.inFlight.wrap),
@@ -116,6 +123,10 @@ func (s *Service) Server() server.Server { return s.server }
 
 // Client calls other services by name through the wrapper chain.
 func (s *Service) Client() client.Client { return s.client }
+
+// Tracing is the instance's tracer, for spans of its own (the gateway's
+// HTTP requests).
+func (s *Service) Tracing() *tracing.Tracing { return s.tracing }
 
 // Registry is the registry this instance registers in.
 func (s *Service) Registry() registry.Registry { return s.registry }
@@ -225,6 +236,13 @@ func (s *Service) Shutdown() {
 	if s.health != nil {
 		s.health.Close() // it has answered "not serving" since the drain began
 	}
+	// Spans of the last calls, not yet sent: a collector that is down
+	// must not hold up the stop.
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	if err := s.tracing.Shutdown(ctx); err != nil {
+		s.log.Warn("traces not sent", "err", err)
+	}
+	cancel()
 	s.log.Info("stopped", "instance", s.Instance(), "took", time.Since(start).Round(time.Millisecond))
 }
 

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/example/micro-starter/pkg/tracing"
 )
 
 // Main is the whole of a service's main function: it calls run with the
@@ -105,5 +107,5 @@ func (s Setup) Parse(args []string, getenv func(string) string, stdout io.Writer
 			return cfg, nil, true, &UsageError{err}
 		}
 	}
-	return cfg, slog.New(slog.NewTextHandler(stdout, nil)), false, nil
+	return cfg, tracing.NewLogger(stdout, cfg.Tracing.LogFormat), false, nil
 }

@@ -1,0 +1,139 @@
+package tracing
+
+import (
+	"context"
+	"strings"
+
+	"go-micro.dev/v4/client"
+	"go-micro.dev/v4/metadata"
+	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/server"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Attributes of an attempt span: which instance the attempt went to.
+const (
+	NodeIDKey      = attribute.Key("micro.node.id")
+	NodeAddressKey = attribute.Key("server.address")
+)
+
+// ClientWrapper spans each call as the caller sees it: all its attempts,
+// fail-over and circuit breaker included. Wrap the whole client with it, so
+// a call the breaker refused has its span too.
+func (t *Tracing) ClientWrapper() client.Wrapper {
+	return func(c client.Client) client.Client { return &tracedClient{Client: c, t: t} }
+}
+
+type tracedClient struct {
+	client.Client
+	t *Tracing
+}
+
+func (c *tracedClient) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
+	ctx, span := c.t.tracer.Start(ctx, "call "+req.Service()+"."+req.Endpoint(), trace.WithSpanKind(trace.SpanKindInternal))
+	defer span.End()
+	err := c.Client.Call(ctx, req, rsp, opts...)
+	setError(span, err)
+	return err
+}
+
+// CallWrapper spans each attempt: the instance it went to and what it
+// returned, so retries and fail-over show as sibling spans under the call.
+// It sends the attempt's trace context in the call's metadata
+// (traceparent), so the handler it reaches is the attempt's child.
+func (t *Tracing) CallWrapper() client.CallWrapper {
+	return func(next client.CallFunc) client.CallFunc {
+		return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
+			ctx, span := t.tracer.Start(ctx, req.Service()+"."+req.Endpoint(), trace.WithSpanKind(trace.SpanKindClient),
+				trace.WithAttributes(NodeIDKey.String(node.Id), NodeAddressKey.String(node.Address)))
+			defer span.End()
+			err := next(t.inject(ctx), node, req, rsp, opts)
+			setError(span, err)
+			return err
+		}
+	}
+}
+
+// HandlerWrapper spans each handler, as a child of the caller's attempt
+// when the metadata carries its trace context, and keeps the request id
+// from the metadata (x-request-id) in the handler's context for its log
+// lines (RequestID). List it first among the server's handler wrappers, so
+// its span covers them.
+func (t *Tracing) HandlerWrapper() server.HandlerWrapper {
+	return func(next server.HandlerFunc) server.HandlerFunc {
+		return func(ctx context.Context, req server.Request, rsp interface{}) error {
+			md, _ := metadata.FromContext(ctx)
+			if id := getFold(md, RequestIDHeader); id != "" {
+				ctx = WithRequestID(ctx, id)
+			}
+			ctx = t.prop.Extract(ctx, mdCarrier(md))
+			ctx, span := t.tracer.Start(ctx, req.Service()+"."+req.Endpoint(), trace.WithSpanKind(trace.SpanKindServer))
+			defer span.End()
+			err := next(ctx, req, rsp)
+			setError(span, err)
+			return err
+		}
+	}
+}
+
+// inject puts the trace context of ctx's span into ctx's go-micro metadata,
+// replacing the one a handler's context brought from its caller.
+func (t *Tracing) inject(ctx context.Context) context.Context {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return ctx // nothing traced: leave the metadata alone
+	}
+	md, ok := metadata.FromContext(ctx) // a copy
+	if !ok {
+		md = metadata.Metadata{}
+	}
+	t.prop.Inject(ctx, mdCarrier(md))
+	return metadata.NewContext(ctx, md)
+}
+
+func setError(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+}
+
+// mdCarrier reads and writes the trace context in go-micro metadata. Keys
+// are compared without case: a gRPC server hands them over in lower case,
+// go-micro's metadata.Get looks for the key as given and in Title case,
+// and two keys differing only in case would reach gRPC as one header with
+// two values.
+type mdCarrier metadata.Metadata
+
+func (c mdCarrier) Get(key string) string { return getFold(metadata.Metadata(c), key) }
+
+func (c mdCarrier) Set(key, value string) {
+	for k := range c {
+		if strings.EqualFold(k, key) {
+			delete(c, k)
+		}
+	}
+	c[strings.ToLower(key)] = value
+}
+
+func (c mdCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// getFold is md's value for key in any case.
+func getFold(md metadata.Metadata, key string) string {
+	if v, ok := md[key]; ok {
+		return v
+	}
+	for k, v := range md {
+		if strings.EqualFold(k, key) {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,250 @@
+package tracing
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"go-micro.dev/v4/client"
+	"go-micro.dev/v4/metadata"
+	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/server"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// recorded is a Tracing whose spans the test reads once they end.
+func recorded(t *testing.T) (*Tracing, *tracetest.SpanRecorder) {
+	t.Helper()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	return Provider(tp, tp.Shutdown), rec
+}
+
+// fakeClient makes each call as go-micro's client would with two nodes: an
+// attempt on each through call, until one succeeds.
+type fakeClient struct {
+	client.Client
+	call  client.CallFunc
+	nodes []*registry.Node
+}
+
+func (c *fakeClient) Call(ctx context.Context, req client.Request, rsp interface{}, _ ...client.CallOption) error {
+	var err error
+	for _, n := range c.nodes {
+		if err = c.call(ctx, n, req, rsp, client.CallOptions{}); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+type fakeRequest struct{ client.Request }
+
+func (fakeRequest) Service() string  { return "user" }
+func (fakeRequest) Endpoint() string { return "Users.Get" }
+
+type fakeServerRequest struct{ server.Request }
+
+func (fakeServerRequest) Service() string  { return "user" }
+func (fakeServerRequest) Endpoint() string { return "Users.Get" }
+
+// A call that fails over yields, under the caller's span, one call span with
+// two attempt spans naming their instances, and each attempt's handler span
+// is its child: the trace context crosses the "wire" (metadata with gRPC's
+// lower-case keys) once per attempt, replacing the one the caller's own
+// handler received.
+func TestCallAttemptHandlerSpans(t *testing.T) {
+	tr, rec := recorded(t)
+	var logs bytes.Buffer
+	log := NewLogger(&logs, "json")
+
+	type served struct {
+		sent    metadata.Metadata
+		handler trace.SpanContext
+	}
+	var got []served
+	handler := tr.HandlerWrapper()(func(ctx context.Context, _ server.Request, _ interface{}) error {
+		log.InfoContext(ctx, "handled")
+		got[len(got)-1].handler = trace.SpanContextFromContext(ctx)
+		return nil
+	})
+	wire := func(ctx context.Context, node *registry.Node, _ client.Request, _ interface{}, _ client.CallOptions) error {
+		md, _ := metadata.FromContext(ctx)
+		got = append(got, served{sent: md})
+		if node.Id == "dead" {
+			return errors.New("connection refused")
+		}
+		in := metadata.Metadata{} // as go-micro's gRPC server hands it over
+		for k, v := range md {
+			in[strings.ToLower(k)] = v
+		}
+		return handler(metadata.NewContext(context.Background(), in), fakeServerRequest{}, nil)
+	}
+	cl := tr.ClientWrapper()(&fakeClient{
+		call:  tr.CallWrapper()(wire),
+		nodes: []*registry.Node{{Id: "dead", Address: "127.0.0.1:1"}, {Id: "live", Address: "127.0.0.1:2"}},
+	})
+
+	// The caller is itself a handler: its metadata carries its own caller's
+	// trace context (in Title case, as go-micro's plugin writes it) and the
+	// request id.
+	ctx, root := tr.Tracer().Start(context.Background(), "caller")
+	ctx = metadata.NewContext(ctx, metadata.Metadata{
+		"Traceparent":  "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+		"X-Request-Id": "req-1",
+	})
+	if err := cl.Call(ctx, fakeRequest{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	root.End()
+
+	spans := map[string][]sdktrace.ReadOnlySpan{}
+	for _, s := range rec.Ended() {
+		spans[s.Name()] = append(spans[s.Name()], s)
+		if s.SpanContext().TraceID() != root.SpanContext().TraceID() {
+			t.Errorf("span %q in trace %v, want the caller's %v", s.Name(), s.SpanContext().TraceID(), root.SpanContext().TraceID())
+		}
+	}
+	calls, attempts, handlers := spans["call user.Users.Get"], spans["user.Users.Get"], []sdktrace.ReadOnlySpan{}
+	if len(calls) != 1 {
+		t.Fatalf("%d call spans, want 1: %v", len(calls), spans)
+	}
+	if calls[0].Parent().SpanID() != root.SpanContext().SpanID() {
+		t.Errorf("call span's parent %v, want the caller's span", calls[0].Parent().SpanID())
+	}
+	var clientAttempts []sdktrace.ReadOnlySpan
+	for _, s := range attempts {
+		switch s.SpanKind() {
+		case trace.SpanKindClient:
+			clientAttempts = append(clientAttempts, s)
+		case trace.SpanKindServer:
+			handlers = append(handlers, s)
+		}
+	}
+	if len(clientAttempts) != 2 || len(handlers) != 1 {
+		t.Fatalf("%d attempt spans and %d handler spans, want 2 and 1", len(clientAttempts), len(handlers))
+	}
+	for i, want := range []struct {
+		node, addr string
+		failed     bool
+	}{{"dead", "127.0.0.1:1", true}, {"live", "127.0.0.1:2", false}} {
+		a := clientAttempts[i]
+		if a.Parent().SpanID() != calls[0].SpanContext().SpanID() {
+			t.Errorf("attempt %d: parent %v, want the call span", i, a.Parent().SpanID())
+		}
+		attrs := map[string]string{}
+		for _, kv := range a.Attributes() {
+			attrs[string(kv.Key)] = kv.Value.Emit()
+		}
+		if attrs[string(NodeIDKey)] != want.node || attrs[string(NodeAddressKey)] != want.addr {
+			t.Errorf("attempt %d: attributes %v, want node %s at %s", i, attrs, want.node, want.addr)
+		}
+		if failed := a.Status().Code == codes.Error; failed != want.failed {
+			t.Errorf("attempt %d: failed %v, want %v", i, failed, want.failed)
+		}
+		// Exactly one traceparent went out, the attempt's own.
+		var tps []string
+		for k, v := range got[i].sent {
+			if strings.EqualFold(k, "traceparent") {
+				tps = append(tps, v)
+			}
+		}
+		if len(tps) != 1 || !strings.Contains(tps[0], a.SpanContext().SpanID().String()) {
+			t.Errorf("attempt %d sent traceparent %q, want one naming span %v", i, tps, a.SpanContext().SpanID())
+		}
+	}
+	h := handlers[0]
+	if h.Parent().SpanID() != clientAttempts[1].SpanContext().SpanID() || !h.Parent().IsRemote() {
+		t.Errorf("handler's parent %v (remote %v), want the second attempt %v", h.Parent().SpanID(), h.Parent().IsRemote(), clientAttempts[1].SpanContext().SpanID())
+	}
+
+	// The handler's log line names its trace, span and request.
+	var line map[string]any
+	if err := json.Unmarshal(logs.Bytes(), &line); err != nil {
+		t.Fatalf("log %q: %v", logs.String(), err)
+	}
+	if line["trace_id"] != h.SpanContext().TraceID().String() || line["span_id"] != h.SpanContext().SpanID().String() || line["request_id"] != "req-1" {
+		t.Errorf("log line %v: want trace_id %v, span_id %v, request_id req-1", line, h.SpanContext().TraceID(), h.SpanContext().SpanID())
+	}
+}
+
+// Without an endpoint nothing is recorded and the metadata goes out as it
+// came in: no trace context on the wire.
+func TestOffWithoutEndpoint(t *testing.T) {
+	tr, err := New(DefaultConfig(), "user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent metadata.Metadata
+	call := tr.CallWrapper()(func(ctx context.Context, _ *registry.Node, _ client.Request, _ interface{}, _ client.CallOptions) error {
+		sent, _ = metadata.FromContext(ctx)
+		if trace.SpanFromContext(ctx).IsRecording() {
+			t.Error("attempt span records without an endpoint")
+		}
+		return nil
+	})
+	ctx := metadata.NewContext(context.Background(), metadata.Metadata{"X-Request-Id": "r"})
+	if err := call(ctx, &registry.Node{Id: "n"}, fakeRequest{}, nil, client.CallOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(sent) != 1 || sent["X-Request-Id"] != "r" {
+		t.Errorf("sent metadata %v, want only the request id", sent)
+	}
+	if err := tr.Shutdown(context.Background()); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+		ok   bool
+	}{
+		{"default", func(*Config) {}, true},
+		{"endpoint", func(c *Config) { c.OTLPEndpoint = "http://127.0.0.1:4318" }, true},
+		{"endpoint without scheme", func(c *Config) { c.OTLPEndpoint = "127.0.0.1:4318" }, false},
+		{"ratio above 1", func(c *Config) { c.SampleRatio = 1.5 }, false},
+		{"negative ratio", func(c *Config) { c.SampleRatio = -0.1 }, false},
+		{"json logs", func(c *Config) { c.LogFormat = "json" }, true},
+		{"unknown log format", func(c *Config) { c.LogFormat = "xml" }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tc.edit(&c)
+			if err := c.Validate(); (err == nil) != tc.ok {
+				t.Errorf("Validate() = %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
+}
+
+// Text logs carry the ids too; a line logged without a request's context
+// has none.
+func TestTextLogger(t *testing.T) {
+	tr, _ := recorded(t)
+	var logs bytes.Buffer
+	log := NewLogger(&logs, "text")
+	ctx, span := tr.Tracer().Start(WithRequestID(context.Background(), "abc"), "x")
+	log.InfoContext(ctx, "in")
+	span.End()
+	log.Info("out")
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("log %q", logs.String())
+	}
+	want := "trace_id=" + span.SpanContext().TraceID().String() + " span_id=" + span.SpanContext().SpanID().String() + " request_id=abc"
+	if !strings.HasSuffix(lines[0], want) {
+		t.Errorf("line %q: want it to end in %q", lines[0], want)
+	}
+	if strings.Contains(lines[1], "trace_id") || strings.Contains(lines[1], "request_id") {
+		t.Errorf("line without context %q names a trace or request", lines[1])
+	}
+}

@@ -150,7 +150,9 @@ func (m *Metrics) CallWrapper() client.CallWrapper {
 	return func(next client.CallFunc) client.CallFunc {
 		return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
 			err := next(ctx, node, req, rsp, opts)
-			m.clientAttempts.WithLabelValues(req.Service(), req.Endpoint(), Result(ctx, err)).Inc()
+			// ctx here is bounded by the attempt timeout: an attempt that
+			// ran out of it is a timeout, not a caller giving up.
+			m.clientAttempts.WithLabelValues(req.Service(), req.Endpoint(), Result(context.WithoutCancel(ctx), err)).Inc()
 			return err
 		}
 	}

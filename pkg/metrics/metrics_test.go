@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go-micro.dev/v4/client"
@@ -113,7 +114,15 @@ func TestAttemptsCountEachInstanceTried(t *testing.T) {
 	for _, id := range []string{"dead", "live"} { // a call that failed over
 		_ = attempt(context.Background(), &registry.Node{Id: id}, req, nil, client.CallOptions{})
 	}
-	for result, want := range map[string]float64{"network": 1, "ok": 1} {
+	// An attempt that ran out of its own time: its context has ended too.
+	hung := m.CallWrapper()(func(ctx context.Context, _ *registry.Node, _ client.Request, _ interface{}, _ client.CallOptions) error {
+		<-ctx.Done()
+		return merrors.New("go.micro.client", "deadline exceeded", 408)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	_ = hung(ctx, &registry.Node{Id: "hung"}, req, nil, client.CallOptions{})
+	for result, want := range map[string]float64{"network": 1, "ok": 1, "timeout": 1} {
 		if got := testutil.ToFloat64(m.clientAttempts.WithLabelValues("user", "User.Get", result)); got != want {
 			t.Errorf("micro_client_attempts_total{result=%q} = %v, want %v", result, got, want)
 		}

@@ -12,6 +12,7 @@ import (
 
 	merrors "go-micro.dev/v4/errors"
 
+	"github.com/example/micro-starter/pkg/metrics"
 	"github.com/example/micro-starter/pkg/wrappers"
 	hellopb "github.com/example/micro-starter/services/hello/proto"
 	userpb "github.com/example/micro-starter/services/user/proto"
@@ -29,6 +30,8 @@ type API struct {
 	// limit refuses a client's requests beyond its rate; nil: no limit.
 	limit *rateLimiter
 	log   *slog.Logger
+	// metrics counts requests by route and status; nil: not counted.
+	metrics *metrics.Metrics
 }
 
 // Handler routes the API's endpoints.
@@ -42,7 +45,7 @@ func (a *API) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := newRequestID()
 		w.Header().Set(requestIDHeader, id)
 		r = r.WithContext(withRequestID(r.Context(), id))
@@ -64,6 +67,10 @@ func (a *API) Handler() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+	if a.metrics == nil {
+		return h
+	}
+	return a.metrics.HTTP(mux, h)
 }
 
 // noRoute answers a request that no route takes in JSON, like every other

@@ -60,7 +60,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		ready: readiness(svc.Registry(), cfg.Registry.Timeout, svc.Draining, "user", "hello"),
 		limit: newRateLimiter(httpCfg.RateLimit, httpCfg.RateBurst, maxClients, time.Now, log),
 		log:   log,
+		// Counted into the instance's registry, served on its /metrics.
+		metrics: svc.Metrics(),
 	}
+	// Prometheus's discovery of every instance (sd.go), beside /metrics.
+	svc.HandleMetrics("GET /sd/targets", sdTargets(svc.Registry()))
 	srv := newHTTPServer(httpCfg, api.Handler())
 	scheme := "http"
 	if certs != nil {

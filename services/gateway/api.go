@@ -11,6 +11,7 @@ import (
 	"strconv"
 
 	merrors "go-micro.dev/v4/errors"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/example/micro-starter/pkg/metrics"
 	"github.com/example/micro-starter/pkg/wrappers"
@@ -61,10 +62,12 @@ func (a *API) Handler() http.Handler {
 		}
 		// Matching twice (well under a microsecond) keeps ServeMux in charge
 		// of path values, which only its ServeHTTP sets.
-		if h, pattern := mux.Handler(r); pattern == "" {
+		h, pattern := mux.Handler(r)
+		if pattern == "" {
 			a.noRoute(w, r, h)
 			return
 		}
+		trace.SpanFromContext(r.Context()).SetName(pattern) // traced's span, named after the route
 		mux.ServeHTTP(w, r)
 	})
 	if a.metrics == nil {
@@ -302,7 +305,7 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status >= 500 {
 		id := requestID(r.Context())
 		body["request_id"] = id
-		a.log.Warn("request failed", "request_id", id, "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+		a.log.WarnContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
 	writeJSON(w, status, body)
 }

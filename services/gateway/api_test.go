@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -21,6 +20,7 @@ import (
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/metadata"
 
+	"github.com/example/micro-starter/pkg/tracing"
 	hellopb "github.com/example/micro-starter/services/hello/proto"
 	userpb "github.com/example/micro-starter/services/user/proto"
 )
@@ -154,7 +154,7 @@ func newFixture(tb testing.TB, users *fakeUsers, hello *fakeHello, ready func(co
 	}
 	var log bytes.Buffer
 	return &apiFixture{
-		api:   &API{users: users, hello: hello, ready: ready, log: slog.New(slog.NewTextHandler(&log, nil))},
+		api:   &API{users: users, hello: hello, ready: ready, log: tracing.NewLogger(&log, "text")},
 		users: users,
 		hello: hello,
 		log:   &log,
@@ -490,7 +490,7 @@ func checkRequestID(tb testing.TB, rec *httptest.ResponseRecorder, body map[stri
 // logLine returns the line of log with request_id=id, or "".
 func logLine(log, id string) string {
 	for _, line := range strings.Split(log, "\n") {
-		if strings.Contains(line, " request_id="+id+" ") {
+		if strings.Contains(line+" ", " request_id="+id+" ") { // the id may end the line
 			return line
 		}
 	}

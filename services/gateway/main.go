@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	// Prometheus's discovery of every instance (sd.go), beside /metrics.
 	svc.HandleMetrics("GET /sd/targets", sdTargets(svc.Registry()))
-	srv := newHTTPServer(httpCfg, api.Handler())
+	srv := newHTTPServer(httpCfg, traced(svc.Tracing(), api.Handler()))
 	scheme := "http"
 	if certs != nil {
 		srv.TLSConfig, scheme = certs.serverTLS(), "https"

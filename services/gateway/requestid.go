@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 
 	"go-micro.dev/v4/metadata"
+
+	"github.com/example/micro-starter/pkg/tracing"
 )
 
 // requestIDHeader names the request id in every answer of the gateway and
@@ -28,9 +30,10 @@ func newRequestID() string {
 }
 
 // withRequestID keeps id in ctx as go-micro metadata, so that every call
-// made with ctx carries it to the service called.
+// made with ctx carries it to the service called, and for the gateway's own
+// log lines.
 func withRequestID(ctx context.Context, id string) context.Context {
-	return metadata.Set(ctx, requestIDHeader, id)
+	return tracing.WithRequestID(metadata.Set(ctx, requestIDHeader, id), id)
 }
 
 // requestID is the id withRequestID kept in ctx.

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+
+	"go-micro.dev/v4/client"
+	merrors "go-micro.dev/v4/errors"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/example/micro-starter/pkg/tracing"
+	hellopb "github.com/example/micro-starter/services/hello/proto"
+)
+
+// spanHello answers Greet with err and keeps the span its call was made in.
+type spanHello struct {
+	hellopb.HelloService
+	err  error
+	span trace.SpanContext
+}
+
+func (h *spanHello) Greet(ctx context.Context, _ *hellopb.GreetRequest, _ ...client.CallOption) (*hellopb.GreetResponse, error) {
+	h.span = trace.SpanContextFromContext(ctx)
+	if h.err != nil {
+		return nil, h.err
+	}
+	return &hellopb.GreetResponse{Message: "Hello, x!"}, nil
+}
+
+// Each HTTP request is the root of a trace, even when the client sends a
+// trace context, named after its route; the calls made for it are in it,
+// and a failed request's log line and span name its trace and request id.
+func TestTracedRequest(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		helloErr   error
+		wantStatus int
+	}{
+		{"answered", nil, http.StatusOK},
+		{"failed", merrors.InternalServerError("hello", "boom"), http.StatusBadGateway},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := tracetest.NewSpanRecorder()
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+			var logs bytes.Buffer
+			hello := &spanHello{err: tc.helloErr}
+			api := &API{hello: hello, ready: func(context.Context) error { return nil }, log: tracing.NewLogger(&logs, "json")}
+			h := traced(tracing.Provider(tp, nil), api.Handler())
+
+			req := httptest.NewRequest("GET", "/hello?name=x", nil)
+			req.Header.Set("Traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			if w.Code != tc.wantStatus {
+				t.Fatalf("status %d, want %d: %s", w.Code, tc.wantStatus, w.Body)
+			}
+			spans := rec.Ended()
+			if len(spans) != 1 {
+				t.Fatalf("%d spans, want 1", len(spans))
+			}
+			s := spans[0]
+			if s.Name() != "GET /hello" || s.Parent().IsValid() || s.SpanKind() != trace.SpanKindServer {
+				t.Errorf("span %q, parent %v, kind %v: want a root server span GET /hello", s.Name(), s.Parent().SpanID(), s.SpanKind())
+			}
+			if hello.span.SpanID() != s.SpanContext().SpanID() {
+				t.Errorf("hello called in span %v, want the request's %v", hello.span.SpanID(), s.SpanContext().SpanID())
+			}
+			attrs := map[string]string{}
+			for _, kv := range s.Attributes() {
+				attrs[string(kv.Key)] = kv.Value.Emit()
+			}
+			id := w.Header().Get(requestIDHeader)
+			if attrs["request_id"] != id || attrs["http.response.status_code"] != strconv.Itoa(tc.wantStatus) {
+				t.Errorf("span attributes %v, want request_id %s and status %d", attrs, id, tc.wantStatus)
+			}
+			if failed := s.Status().Code == codes.Error; failed != (tc.helloErr != nil) {
+				t.Errorf("span failed %v, want %v", failed, tc.helloErr != nil)
+			}
+			if tc.helloErr != nil {
+				want := []string{`"trace_id":"` + s.SpanContext().TraceID().String() + `"`, `"request_id":"` + id + `"`}
+				for _, w := range want {
+					if !strings.Contains(logs.String(), w) {
+						t.Errorf("log %q lacks %s", logs.String(), w)
+					}
+				}
+			}
+		})
+	}
+}

@@ -69,6 +69,20 @@ protoc:
 			echo "protoc not found: install Debian's protobuf-compiler (apt-get install protobuf-compiler)"; exit 1; \
 		fi; }
 
+# Prometheus, for the metrics tests (integration.TestPrometheusFindsInstances):
+# Debian's package, installed like protoc. Its service is not used: tests
+# run the binary with their own config on a free port.
+tools: prometheus
+.PHONY: prometheus
+prometheus:
+	@command -v prometheus >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing prometheus (Debian's package)"; \
+			apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+		else \
+			echo "prometheus not found: install Debian's prometheus (apt-get install prometheus)"; exit 1; \
+		fi; }
+
 # $(call cached,name,version,module dir,package): build once per version into
 # the cache, then copy into bin/.
 define cached

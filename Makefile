@@ -7,9 +7,11 @@ SERVICES := user hello gateway
 BIN := $(CURDIR)/bin
 # Built tools live outside the clone, keyed by version, so a fresh clone
 # (CI's) reuses them. Consul takes ~6 minutes to build, etcd ~30 s.
+# Jaeger (all-in-one v2, for traces) ~8 minutes.
 TOOLS_CACHE ?= $(HOME)/.cache/micro-starter/tools
 CONSUL_VERSION := $(shell cd tools/consul && go list -m -f '{{.Version}}' github.com/hashicorp/consul)
 ETCD_VERSION := $(shell cd tools && go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)
+JAEGER_VERSION := $(shell cd tools/jaeger && go list -m -f '{{.Version}}' github.com/jaegertracing/jaeger)
 # protoc-gen-micro is a package of the go-micro.dev/v4 module (pinned at v4.7.0 there).
 MICRO_GEN_VERSION := $(shell cd tools && go list -m -f '{{.Version}}' go-micro.dev/v4)
 PROTOBUF_VERSION := $(shell cd tools && go list -m -f '{{.Version}}' google.golang.org/protobuf)
@@ -55,7 +57,7 @@ test-unit: ## run the tests that need no registry server
 	go test -race -count=1 -short $(TEST_FLAGS) ./...
 
 .PHONY: tools
-tools: protoc $(BIN)/consul $(BIN)/etcd $(BIN)/etcdctl $(BIN)/protoc-gen-go $(BIN)/protoc-gen-micro ## build Consul, etcd and the code generators (cached)
+tools: protoc $(BIN)/consul $(BIN)/etcd $(BIN)/etcdctl $(BIN)/jaeger $(BIN)/protoc-gen-go $(BIN)/protoc-gen-micro ## build Consul, etcd, Jaeger and the code generators (cached)
 
 # protoc is Debian's protobuf-compiler: installed here when missing and we
 # are root on Debian (CI, this project's machines), else a clear error.
@@ -97,6 +99,8 @@ endef
 
 $(BIN)/consul: tools/consul/go.mod
 	$(call cached,consul,$(CONSUL_VERSION),tools/consul,github.com/hashicorp/consul)
+$(BIN)/jaeger: tools/jaeger/go.mod
+	$(call cached,jaeger,$(JAEGER_VERSION),tools/jaeger,github.com/jaegertracing/jaeger/cmd/jaeger)
 $(BIN)/etcd: tools/go.mod
 	$(call cached,etcd,$(ETCD_VERSION),tools,go.etcd.io/etcd/server/v3)
 $(BIN)/etcdctl: tools/go.mod

@@ -39,8 +39,14 @@ type Metrics struct {
 	clientDuration *prometheus.HistogramVec // service, endpoint
 	clientAttempts *prometheus.CounterVec   // service, endpoint, result
 
+	clientInFlight prometheus.Gauge
+	circuits       *circuits
+
 	httpRequests *prometheus.CounterVec   // route, code
 	httpDuration *prometheus.HistogramVec // route
+
+	registrations *prometheus.CounterVec // result
+	staleLookups  prometheus.Counter
 }
 
 // New returns collectors registered in a new registry, with the Go runtime
@@ -83,6 +89,19 @@ func New() *Metrics {
 			Help:    "Time HTTP requests took, by route.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route"}),
+		clientInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "micro_client_calls_in_flight",
+			Help: "Calls to other services waiting for an answer now.",
+		}),
+		circuits: newCircuits(),
+		registrations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "micro_registry_registrations_total",
+			Help: "Registrations of this instance in the registry (the first and each renewal), by result (ok, error).",
+		}, []string{"result"}),
+		staleLookups: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "micro_registry_stale_lookups_total",
+			Help: "Registry lookups answered from the last good answer because the registry failed or listed no instance.",
+		}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
@@ -90,6 +109,7 @@ func New() *Metrics {
 		m.serverRequests, m.serverDuration, m.inFlight,
 		m.clientCalls, m.clientDuration, m.clientAttempts,
 		m.httpRequests, m.httpDuration,
+		m.clientInFlight, m.circuits, m.registrations, m.staleLookups,
 	)
 	return m
 }
@@ -138,10 +158,16 @@ type countingClient struct {
 }
 
 func (c *countingClient) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
+	c.m.clientInFlight.Inc()
+	defer c.m.clientInFlight.Dec()
 	start := time.Now()
 	err := c.Client.Call(ctx, req, rsp, opts...)
+	result := Result(ctx, err)
+	if result != "caller" { // the call reached the breaker, which has a circuit for it
+		c.m.circuits.seen(req.Service(), req.Endpoint())
+	}
 	c.m.clientDuration.WithLabelValues(req.Service(), req.Endpoint()).Observe(time.Since(start).Seconds())
-	c.m.clientCalls.WithLabelValues(req.Service(), req.Endpoint(), Result(ctx, err)).Inc()
+	c.m.clientCalls.WithLabelValues(req.Service(), req.Endpoint(), result).Inc()
 	return err
 }
 
@@ -223,3 +249,27 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the connection.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// StaleLookup counts a lookup answered from the cache: the hook for
+// discovery.StaleOnError, which calls it with what it logs.
+func (m *Metrics) StaleLookup() { m.staleLookups.Inc() }
+
+// Registrations counts each registration r makes, and its result.
+func (m *Metrics) Registrations(r registry.Registry) registry.Registry {
+	return &countingRegistry{Registry: r, m: m}
+}
+
+type countingRegistry struct {
+	registry.Registry
+	m *Metrics
+}
+
+func (r *countingRegistry) Register(s *registry.Service, opts ...registry.RegisterOption) error {
+	err := r.Registry.Register(s, opts...)
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	r.m.registrations.WithLabelValues(result).Inc()
+	return err
+}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	hystrixgo "github.com/afex/hystrix-go/hystrix"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
@@ -169,5 +171,78 @@ func TestHandlerServesTheRegistry(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+}
+
+func TestCircuitOpenPerCalleeEndpoint(t *testing.T) {
+	m := New()
+	cl := m.ClientWrapper()(stubClient{})
+	_ = cl.Call(context.Background(), call{service: "metrics-test", endpoint: "Circuit.Open"}, nil)
+	open := func() float64 {
+		return testutil.ToFloat64(prometheus.Collector(m.circuits))
+	}
+	if got := open(); got != 0 {
+		t.Fatalf("micro_client_circuit_open before any failure = %v, want 0", got)
+	}
+	name := "metrics-test.Circuit.Open" // the breaker's name for it
+	hystrixgo.ConfigureCommand(name, hystrixgo.CommandConfig{RequestVolumeThreshold: 2, ErrorPercentThreshold: 50, SleepWindow: 60000})
+	for range 5 {
+		_ = hystrixgo.Do(name, func() error { return errors.New("down") }, nil)
+	}
+	if got := open(); got != 1 {
+		t.Fatalf("micro_client_circuit_open after failures = %v, want 1", got)
+	}
+}
+
+type failingRegistry struct {
+	registry.Registry
+	err error
+}
+
+func (r failingRegistry) Register(*registry.Service, ...registry.RegisterOption) error { return r.err }
+
+func TestRegistrationsByResult(t *testing.T) {
+	m := New()
+	_ = m.Registrations(failingRegistry{}).Register(&registry.Service{Name: "user"})
+	_ = m.Registrations(failingRegistry{err: errors.New("refused")}).Register(&registry.Service{Name: "user"})
+	_ = m.Registrations(failingRegistry{err: errors.New("refused")}).Register(&registry.Service{Name: "user"})
+	for result, want := range map[string]float64{"ok": 1, "error": 2} {
+		if got := testutil.ToFloat64(m.registrations.WithLabelValues(result)); got != want {
+			t.Errorf("micro_registry_registrations_total{result=%q} = %v, want %v", result, got, want)
+		}
+	}
+	m.StaleLookup()
+	if got := testutil.ToFloat64(m.staleLookups); got != 1 {
+		t.Errorf("micro_registry_stale_lookups_total = %v, want 1", got)
+	}
+}
+
+type blockingClient struct {
+	client.Client
+	entered, release chan struct{}
+}
+
+func (c blockingClient) Call(context.Context, client.Request, interface{}, ...client.CallOption) error {
+	close(c.entered)
+	<-c.release
+	return nil
+}
+
+func TestClientCallsInFlight(t *testing.T) {
+	m := New()
+	b := blockingClient{entered: make(chan struct{}), release: make(chan struct{})}
+	done := make(chan struct{})
+	go func() {
+		_ = m.ClientWrapper()(b).Call(context.Background(), call{service: "user", endpoint: "User.Get"}, nil)
+		close(done)
+	}()
+	<-b.entered
+	if got := testutil.ToFloat64(m.clientInFlight); got != 1 {
+		t.Errorf("micro_client_calls_in_flight during a call = %v, want 1", got)
+	}
+	close(b.release)
+	<-done
+	if got := testutil.ToFloat64(m.clientInFlight); got != 0 {
+		t.Errorf("micro_client_calls_in_flight after = %v, want 0", got)
 	}
 }

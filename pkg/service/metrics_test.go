@@ -36,6 +36,7 @@ func TestMetricsPublishedInRegistry(t *testing.T) {
 		`micro_server_requests_total{code="200",endpoint="Echo.Call"} 1`,
 		`micro_client_calls_total{endpoint="Echo.Call",result="ok",service="test"} 1`,
 		`micro_client_attempts_total{endpoint="Echo.Call",result="ok",service="test"} 1`,
+		`micro_registry_registrations_total{result="ok"}`,
 	} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("/metrics lacks %s", want)

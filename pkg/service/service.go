@@ -84,6 +84,7 @@ func newService(cfg Config, log *slog.Logger, reg registry.Registry, opts ...ser
 	s := &Service{cfg: cfg, log: log, registry: reg, stuckAfter: 2 * cfg.Client.RequestTimeout}
 	s.metrics, s.metricsMux = metrics.New(), http.NewServeMux()
 	lookups := discovery.StaleOnError(reg, lookupTimeout, cfg.RegisterTTL, func(format string, args ...any) {
+		s.metrics.StaleLookup() // it logs each lookup it answers from its cache
 		log.Warn(fmt.Sprintf(format, args...))
 	})
 	if s.tracing, err = tracing.New(cfg.Tracing, cfg.Name); err != nil {
@@ -106,7 +107,7 @@ func newService(cfg Config, log *slog.Logger, reg registry.Registry, opts ...ser
 		server.WrapHandler(s.metrics.HandlerWrapper()), // outside ownErrors: it counts the code answered
 		server.WrapHandler(ownErrors(cfg.Name)),
 		server.WrapHandler(s.inFlight.wrap),
-		server.Registry(s.reg),
+		server.Registry(s.metrics.Registrations(s.reg)),
 		server.RegisterTTL(cfg.RegisterTTL),
 		server.RegisterInterval(cfg.RegisterInterval),
 		// Stop waits for handlers in flight. Only honoured here, in NewServer.

@@ -17,6 +17,8 @@ import (
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/server"
+
+	"github.com/example/micro-starter/pkg/wrappers"
 )
 
 type request struct {
@@ -244,5 +246,35 @@ func TestClientCallsInFlight(t *testing.T) {
 	<-done
 	if got := testutil.ToFloat64(m.clientInFlight); got != 0 {
 		t.Errorf("micro_client_calls_in_flight after = %v, want 0", got)
+	}
+}
+
+func TestEjectedInstancesOnlyWhileEjected(t *testing.T) {
+	m := New()
+	o := wrappers.NewOutliers(2, time.Hour)
+	m.WatchOutliers(o)
+	fail := errors.New("unused")
+	attempt := o.Record(func(context.Context, *registry.Node, client.Request, interface{}, client.CallOptions) error {
+		return fail
+	})
+	req := call{service: "user", endpoint: "User.Get"}
+	try := func(id string, err error) {
+		fail = err
+		_ = attempt(context.Background(), &registry.Node{Id: id}, req, nil, client.CallOptions{})
+	}
+	refused := merrors.New("go.micro.client", "connection refused", 503)
+	try("user-1", refused)
+	try("user-1", refused)
+	try("user-2", refused) // one failure: not ejected
+	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(`
+# HELP micro_client_ejected_instance 1 for each callee instance in its outlier cooldown now (tried last after consecutive failures).
+# TYPE micro_client_ejected_instance gauge
+micro_client_ejected_instance{instance="user-1"} 1
+`), "micro_client_ejected_instance"); err != nil {
+		t.Fatal(err)
+	}
+	try("user-1", nil) // a success clears it
+	if n, err := testutil.GatherAndCount(m.Registry, "micro_client_ejected_instance"); err != nil || n != 0 {
+		t.Fatalf("%d ejected series after the instance answered (%v), want 0", n, err)
 	}
 }

@@ -90,7 +90,9 @@ func newService(cfg Config, log *slog.Logger, reg registry.Registry, opts ...ser
 	if s.tracing, err = tracing.New(cfg.Tracing, cfg.Name); err != nil {
 		return nil, err
 	}
-	cl, err := wrappers.NewClient(lookups, cfg.Client, client.WithLogger(ml), client.WrapCall(s.metrics.CallWrapper()), client.WrapCall(s.tracing.CallWrapper()))
+	outliers := wrappers.DefaultOutliers()
+	s.metrics.WatchOutliers(outliers)
+	cl, err := wrappers.NewObservedClient(lookups, cfg.Client, outliers, client.WithLogger(ml), client.WrapCall(s.metrics.CallWrapper()), client.WrapCall(s.tracing.CallWrapper()))
 	if err != nil {
 		return nil, &UsageError{err}
 	}

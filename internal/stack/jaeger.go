@@ -133,6 +133,7 @@ type Trace struct {
 type Span struct {
 	SpanID        string `json:"spanID"`
 	OperationName string `json:"operationName"`
+	StartTime     int64  `json:"startTime"` // microseconds since the epoch
 	ProcessID     string `json:"processID"`
 	References    []struct {
 		RefType string `json:"refType"`

@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"strings"
 	"unicode/utf8"
 
 	"go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
 
+	"github.com/example/micro-starter/pkg/wrappers"
 	hellopb "github.com/example/micro-starter/services/hello/proto"
 	userpb "github.com/example/micro-starter/services/user/proto"
 )
@@ -19,6 +22,7 @@ const maxNameLen = 100
 type Handler struct {
 	users    userpb.UserService
 	instance string
+	log      *slog.Logger
 }
 
 func (h *Handler) Greet(ctx context.Context, req *hellopb.GreetRequest, rsp *hellopb.GreetResponse) error {
@@ -34,6 +38,11 @@ func (h *Handler) Greet(ctx context.Context, req *hellopb.GreetRequest, rsp *hel
 	if userID != "" {
 		u, err := h.users.Get(ctx, &userpb.GetRequest{Id: userID})
 		if err != nil {
+			// With the handler's context: the line carries the request's
+			// trace, span and request ids.
+			if e, ok := wrappers.Error(err); !ok || e.Code >= 500 || e.Code == http.StatusRequestTimeout {
+				h.log.WarnContext(ctx, "user lookup failed", "user_id", userID, "err", err)
+			}
 			// As it is: the server (pkg/service) answers it under hello's
 			// id unless the user service answered it, so a 404 stays a 404
 			// and a failed connection is hello's failure, not retried.
@@ -48,6 +57,6 @@ func (h *Handler) Greet(ctx context.Context, req *hellopb.GreetRequest, rsp *hel
 }
 
 // newHandler is what main and the tests use to build a Handler.
-func newHandler(c client.Client, instance string) *Handler {
-	return &Handler{users: userpb.NewUserService("user", c), instance: instance}
+func newHandler(c client.Client, instance string, log *slog.Logger) *Handler {
+	return &Handler{users: userpb.NewUserService("user", c), instance: instance, log: log}
 }

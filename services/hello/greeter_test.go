@@ -121,7 +121,7 @@ func TestGreet(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := &fakeUsers{get: directoryOf("user-7", users)}
-			h := &Handler{users: fake, instance: "hello-1"}
+			h := &Handler{users: fake, instance: "hello-1", log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 			var rsp hellopb.GreetResponse
 			if err := h.Greet(context.Background(), tt.req, &rsp); err != nil {
 				t.Fatalf("Greet(%v): %v", tt.req, err)
@@ -158,7 +158,7 @@ func TestGreetErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := &fakeUsers{}
-			h := &Handler{users: fake, instance: "hello-1"}
+			h := &Handler{users: fake, instance: "hello-1", log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 			var rsp hellopb.GreetResponse
 			err := h.Greet(context.Background(), tt.req, &rsp)
 			if err == nil {
@@ -182,7 +182,7 @@ func TestGreetErrors(t *testing.T) {
 // service as hello's, with its code, which they do not retry.
 func TestUserErrorsAsHelloCallersSeeThem(t *testing.T) {
 	fake := &fakeUsers{}
-	hello := startHello(t, &Handler{users: fake, instance: "hello-1"})
+	hello := startHello(t, &Handler{users: fake, instance: "hello-1", log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	notFound := merrors.NotFound("user.Get", `user "nobody": not found`)
 	tests := []struct {
 		name string

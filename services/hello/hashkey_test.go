@@ -55,7 +55,7 @@ func TestHashKeyReachesUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := hellopb.RegisterHelloServiceHandler(svc.Server(), newHandler(svc.Client(), "hello-1")); err != nil {
+	if err := hellopb.RegisterHelloServiceHandler(svc.Server(), newHandler(svc.Client(), "hello-1", slog.New(slog.NewTextHandler(io.Discard, nil)))); err != nil {
 		t.Fatal(err)
 	}
 	users := &keyRecordingUsers{}

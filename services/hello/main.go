@@ -22,7 +22,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	if err := hellopb.RegisterHelloServiceHandler(svc.Server(), newHandler(svc.Client(), svc.Instance())); err != nil {
+	if err := hellopb.RegisterHelloServiceHandler(svc.Server(), newHandler(svc.Client(), svc.Instance(), log)); err != nil {
 		return fmt.Errorf("register handler: %w", err)
 	}
 	return svc.Run(ctx)

@@ -64,7 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		metrics: svc.Metrics(),
 	}
 	// Prometheus's discovery of every instance (sd.go), beside /metrics.
-	svc.HandleMetrics("GET /sd/targets", sdTargets(svc.Registry()))
+	svc.HandleMetrics("GET /sd/targets", sdTargets(svc.Registry(), cfg.Registry.Timeout))
 	srv := newHTTPServer(httpCfg, traced(svc.Tracing(), api.Handler()))
 	scheme := "http"
 	if certs != nil {

@@ -5,9 +5,11 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"go-micro.dev/v4/registry"
 
+	"github.com/example/micro-starter/pkg/discovery"
 	"github.com/example/micro-starter/pkg/service"
 )
 
@@ -22,9 +24,15 @@ type sdTarget struct {
 // metrics address, grouped by service: how Prometheus finds instances when
 // it has no discovery of its own for the registry (etcd). It is served on
 // the metrics port, never on the public API: it lists every instance.
-func sdTargets(reg registry.Registry) http.Handler {
+// Each answer waits at most timeout on the registry: a registry that hangs
+// must not pile up requests, which Prometheus repeats every refresh.
+func sdTargets(reg registry.Registry, timeout time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		targets, err := listTargets(reg)
+		var targets []sdTarget
+		err := discovery.Call(r.Context(), timeout, func() (err error) {
+			targets, err = listTargets(reg)
+			return err
+		})
 		if err != nil {
 			// Prometheus keeps the targets it had when discovery fails.
 			http.Error(w, "registry: "+err.Error(), http.StatusServiceUnavailable)

@@ -3,10 +3,12 @@ package main
 import (
 	"encoding/json"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"go-micro.dev/v4/registry"
 
@@ -32,7 +34,7 @@ func TestSDTargetsListsInstancesWithMetrics(t *testing.T) {
 		}
 	}
 	rec := httptest.NewRecorder()
-	sdTargets(reg).ServeHTTP(rec, httptest.NewRequest("GET", "/sd/targets", nil))
+	sdTargets(reg, time.Second).ServeHTTP(rec, httptest.NewRequest("GET", "/sd/targets", nil))
 	var got []sdTarget
 	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
 		t.Fatalf("%v: %s", err, rec.Body)
@@ -69,5 +71,35 @@ func TestHTTPMetricsByRoute(t *testing.T) {
 	}
 	if strings.Contains(string(body), "/users/1") {
 		t.Error("a raw path is a label value")
+	}
+}
+
+// hangingLister never answers ListServices, like a registry gone silent.
+type hangingLister struct {
+	registry.Registry
+	release chan struct{}
+}
+
+func (h hangingLister) ListServices(...registry.ListOption) ([]*registry.Service, error) {
+	<-h.release
+	return nil, nil
+}
+
+func TestSDTargetsBoundedOnAHungRegistry(t *testing.T) {
+	reg := hangingLister{Registry: registry.NewMemoryRegistry(), release: make(chan struct{})}
+	defer close(reg.release)
+	done := make(chan *httptest.ResponseRecorder)
+	go func() {
+		rec := httptest.NewRecorder()
+		sdTargets(reg, 50*time.Millisecond).ServeHTTP(rec, httptest.NewRequest("GET", "/sd/targets", nil))
+		done <- rec
+	}()
+	select {
+	case rec := <-done:
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Fatalf("status %d, want 503", rec.Code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("GET /sd/targets still waiting on a hung registry")
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"net/url"
+	"strings"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
@@ -87,7 +88,7 @@ func New(c Config, service string) (*Tracing, error) {
 	if c.OTLPEndpoint == "" {
 		return Provider(noop.NewTracerProvider(), nil), nil
 	}
-	exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(c.OTLPEndpoint+"/v1/traces"))
+	exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(strings.TrimRight(c.OTLPEndpoint, "/")+"/v1/traces"))
 	if err != nil {
 		return nil, fmt.Errorf("otlp exporter: %w", err)
 	}

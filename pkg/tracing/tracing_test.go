@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -246,5 +248,34 @@ func TestTextLogger(t *testing.T) {
 	}
 	if strings.Contains(lines[1], "trace_id") || strings.Contains(lines[1], "request_id") {
 		t.Errorf("line without context %q names a trace or request", lines[1])
+	}
+}
+
+// With an endpoint, spans go to its /v1/traces (a trailing slash or not)
+// over OTLP/HTTP, those not yet sent when Shutdown is called included.
+func TestExportOnShutdown(t *testing.T) {
+	for _, suffix := range []string{"", "/"} {
+		paths := make(chan string, 10)
+		collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			paths <- r.Method + " " + r.URL.Path + " " + r.Header.Get("Content-Type")
+		}))
+		tr, err := New(Config{OTLPEndpoint: collector.URL + suffix, SampleRatio: 1, LogFormat: "text"}, "user")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, span := tr.Tracer().Start(context.Background(), "x")
+		span.End()
+		if err := tr.Shutdown(context.Background()); err != nil {
+			t.Fatalf("endpoint %q: %v", collector.URL+suffix, err)
+		}
+		collector.Close()
+		select {
+		case got := <-paths:
+			if got != "POST /v1/traces application/x-protobuf" {
+				t.Errorf("endpoint %q: collector got %q, want POST /v1/traces in protobuf", collector.URL+suffix, got)
+			}
+		default:
+			t.Errorf("endpoint %q: nothing sent by Shutdown", collector.URL+suffix)
+		}
 	}
 }

@@ -1,11 +1,19 @@
 package service
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"go-micro.dev/v4/registry"
+
+	"github.com/example/micro-starter/internal/poll"
 )
 
 // The registry says where an instance's /metrics is, and it counts what the
@@ -56,4 +64,56 @@ func TestMetricsAddressTakenFailsRun(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "metrics: ") {
 		t.Fatalf("Run on a taken metrics port: %v, want a metrics error", err)
 	}
+}
+
+// failingLookups is a memory registry whose lookups fail once failing is set.
+type failingLookups struct {
+	registry.Registry
+	failing atomic.Bool
+}
+
+func (f *failingLookups) GetService(name string, opts ...registry.GetOption) ([]*registry.Service, error) {
+	if f.failing.Load() {
+		return nil, errors.New("registry down")
+	}
+	return f.Registry.GetService(name, opts...)
+}
+
+// A call the client routes with the cached answer of a failed lookup is
+// counted in micro_registry_stale_lookups_total.
+func TestStaleLookupsCounted(t *testing.T) {
+	c := testConfig()
+	c.Client.CacheTTL = time.Millisecond // every call looks up
+	reg := &failingLookups{Registry: registry.NewMemoryRegistry()}
+	svc := mustNewOn(t, c, reg)
+	mustHandle(t, svc, &Echo{})
+	start(t, svc)
+	poll.Eventually(t, 5*time.Second, func() error { return registeredIn(reg, 1) })
+	if err := callEcho(svc); err != nil {
+		t.Fatal(err)
+	}
+	reg.failing.Store(true)
+	poll.Eventually(t, 5*time.Second, func() error {
+		if err := callEcho(svc); err != nil {
+			return err
+		}
+		if n := counterValue(t, svc, "micro_registry_stale_lookups_total"); n < 1 {
+			return fmt.Errorf("micro_registry_stale_lookups_total = %v", n)
+		}
+		return nil
+	})
+}
+
+func counterValue(tb testing.TB, svc *Service, name string) float64 {
+	tb.Helper()
+	families, err := svc.Metrics().Registry.Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
 }

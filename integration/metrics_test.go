@@ -116,4 +116,3 @@ func instancesWith(prom *stack.Prometheus, q string) ([]string, error) {
 	slices.Sort(out)
 	return slices.Compact(out), nil
 }
-

@@ -9,11 +9,13 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -46,6 +48,7 @@ type composeStack struct {
 	gateway  string   // base URL of the gateway's API (HTTPS)
 	http     *http.Client
 	consul   string // host:port of Consul's published HTTP API
+	dns      string // host:port of Consul's published DNS server, UDP and TCP
 }
 
 // startStack starts docker-compose.yml with registry, on free loopback
@@ -53,18 +56,19 @@ type composeStack struct {
 // when the test ends, after its logs are printed if the test failed.
 func startStack(t *testing.T, registry string) *composeStack {
 	t.Helper()
-	ports := stack.MustFreePorts(t, 2)
+	ports := stack.MustFreePorts(t, 3) // free for UDP too
 	s := &composeStack{
 		project:  "microstarter-e2e-" + registry,
 		registry: registry,
 		gateway:  fmt.Sprintf("https://127.0.0.1:%d", ports[0]),
 		http:     httpsClient(t),
 		consul:   fmt.Sprintf("127.0.0.1:%d", ports[1]),
+		dns:      fmt.Sprintf("127.0.0.1:%d", ports[2]),
 	}
 	// CONSUL_IMAGE and ETCD_IMAGE come from the environment: make test-e2e
 	// sets them to the stand-ins it builds.
 	s.env = append(os.Environ(), "REGISTRY="+registry,
-		fmt.Sprintf("GATEWAY_PORT=%d", ports[0]), fmt.Sprintf("CONSUL_PORT=%d", ports[1]))
+		fmt.Sprintf("GATEWAY_PORT=%d", ports[0]), fmt.Sprintf("CONSUL_PORT=%d", ports[1]), fmt.Sprintf("CONSUL_DNS_PORT=%d", ports[2]))
 
 	s.compose(t, "down", "-v", "--remove-orphans") // what a killed earlier run left
 	s.requireLocalImages(t)
@@ -150,7 +154,7 @@ type container struct {
 	ExitCode          int
 	Health            string   // starting, healthy, unhealthy
 	IP                string   // on the project's network
-	Published         []string // host ip:port -> container port/proto
+	Published         []string // host ip:port -> container port/proto, sorted
 }
 
 // containers lists the stack's containers of service, or all of them.
@@ -199,6 +203,7 @@ func (s *composeStack) containers(tb testing.TB, service string) []container {
 				c.Published = append(c.Published, fmt.Sprintf("%s:%s -> %s", b.HostIP, b.HostPort, port))
 			}
 		}
+		slices.Sort(c.Published)
 		cs = append(cs, c)
 	}
 	return cs
@@ -304,6 +309,34 @@ func (v etcdView) Instances(service string) ([]stack.Instance, error) {
 		}
 	}
 	return is, nil
+}
+
+// lookupDNS asks Consul's published DNS server, over network (udp or tcp),
+// for the A and SRV records of <service>.service.consul.
+func (s *composeStack) lookupDNS(service, network string) (stack.DNSAnswer, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return stack.LookupService(ctx, stack.DNSResolver(s.dns, network), service+".service.consul")
+}
+
+// dnsAnswer is what DNS should answer for instances: the address of each
+// in an A record, and its address and port in an SRV record.
+func dnsAnswer(tb testing.TB, instances []stack.Instance) stack.DNSAnswer {
+	tb.Helper()
+	var a stack.DNSAnswer
+	for _, i := range instances {
+		host, _, err := net.SplitHostPort(i.Address)
+		if err != nil {
+			tb.Fatalf("instance %s: %v", i.ID, err)
+		}
+		if !slices.Contains(a.A, host) {
+			a.A = append(a.A, host)
+		}
+		a.SRV = append(a.SRV, i.Address)
+	}
+	slices.Sort(a.A)
+	slices.Sort(a.SRV)
+	return a
 }
 
 // etcdctl runs etcdctl in the stack's etcd container.

@@ -2,10 +2,11 @@
 // (docker-compose.yml) on a real Docker engine, once with Consul and once with
 // etcd as the registry, and checks it from the outside: health checks, the
 // gateway's API over HTTPS, load balancing over both user instances, the
-// registries' own view (with their administrators' credentials), what is
-// locked down (published ports, registries refusing anonymous access, a
-// container without a certificate unable to call user), a graceful stop
-// under load, and `make down`.
+// registries' own view (with their administrators' credentials), Consul's
+// DNS on its published port, what is locked down (published ports,
+// registries refusing anonymous access but Consul's catalogue reads, which
+// DNS needs, a container without a certificate unable to call user), a
+// graceful stop under load, and `make down`.
 //
 // It holds only tests, behind the build tag e2e, so that `go test ./...`
 // leaves them out. Run them with `make test-e2e`: it makes certs/ (make

@@ -3,9 +3,13 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"maps"
+	"net"
+	"net/http"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -59,6 +63,14 @@ func TestStack(t *testing.T) {
 				}
 			}
 
+			// Consul's DNS, published on 127.0.0.1, answers for user over
+			// UDP and TCP with the passing instances: each container's
+			// address and port. With etcd as the registry, Consul knows
+			// none of them.
+			for _, network := range []string{"udp", "tcp"} {
+				s.resolvesUser(t, network, registered)
+			}
+
 			// Round robin: both user instances answer.
 			seen := map[string]bool{}
 			for i := 0; i < 20 && len(seen) < len(registered); i++ {
@@ -69,24 +81,31 @@ func TestStack(t *testing.T) {
 				t.Errorf("instances that answered %v, want the registered ones %v", got, want)
 			}
 
-			// Locked down: only the gateway and Consul's API and UI are
-			// published, on the loopback interface; the registries refuse
-			// whoever has no credentials; and a container on the compose
-			// network without a certificate from the stack's CA cannot
-			// call user, while one with a certificate can.
+			// Locked down: only the gateway and Consul's API, UI and DNS
+			// are published, on the loopback interface; the registries
+			// refuse whoever has no credentials (Consul lets anyone read
+			// its catalogue, which DNS needs, but nothing more); and a
+			// container on the compose network without a certificate from
+			// the stack's CA cannot call user, while one with a
+			// certificate can.
 			for _, c := range s.containers(t, "") {
 				want := map[string][]string{
 					"gateway": {"127.0.0.1:" + strings.TrimPrefix(s.gateway, "https://127.0.0.1:") + " -> 8080/tcp"},
-					"consul":  {s.consul + " -> 8500/tcp"},
+					"consul":  {s.consul + " -> 8500/tcp", s.dns + " -> 8600/tcp", s.dns + " -> 8600/udp"},
 				}[c.Service]
+				slices.Sort(want) // as Published is
 				if !slices.Equal(c.Published, want) {
 					t.Errorf("container %s publishes %v, want %v", c.Name, c.Published, want)
 				}
 			}
-			var anonymous map[string][]string
-			stack.MustGetJSON(t, s.http, "http://"+s.consul+"/v1/catalog/services", &anonymous)
-			if len(anonymous) > 0 {
-				t.Errorf("Consul without a token lists %v, want nothing (ACLs, default deny)", anonymous)
+			for _, call := range []struct{ method, path, body string }{
+				{http.MethodPut, "/v1/agent/service/register", `{"ID": "user-impostor", "Name": "user", "Port": 9090}`},
+				{http.MethodPut, "/v1/kv/anything", "x"},
+				{http.MethodGet, "/v1/acl/tokens", ""},
+			} {
+				if code := s.consulStatus(t, call.method, call.path, call.body); code != http.StatusForbidden {
+					t.Errorf("Consul without a token, %s %s: %d, want 403 (ACLs, default deny)", call.method, call.path, code)
+				}
 			}
 			if out, err := s.etcdctl("get", "--prefix", "/micro/registry/"); err == nil || !strings.Contains(out, "user name is empty") {
 				t.Errorf("etcd without a user: %v %q, want the error \"user name is empty\" (authentication on)", err, out)
@@ -136,6 +155,7 @@ func TestStack(t *testing.T) {
 				return nil
 			})
 			l.stopAfterMore(t, 50) // and a few more requests with one instance left
+			s.resolvesUser(t, "udp", mustInstances(t, reg, "user"))
 			t.Logf("load while %s stopped: %d requests answered, %d failed", stopped.Name, l.ok, l.failed)
 			if l.failed > 0 || l.ok < 100 {
 				t.Errorf("want no failure and at least 100 answers; first failures:\n%s", strings.Join(l.errors, "\n"))
@@ -157,4 +177,46 @@ func TestStack(t *testing.T) {
 			}
 		})
 	}
+}
+
+// resolvesUser checks that Consul's published DNS soon answers
+// user.service.consul over network with instances, the ones the registry
+// lists; with etcd as the registry, that it knows no user.
+func (s *composeStack) resolvesUser(t *testing.T, network string, instances []stack.Instance) {
+	t.Helper()
+	if s.registry != "consul" {
+		got, err := s.lookupDNS("user", network)
+		if dnsErr := (*net.DNSError)(nil); !errors.As(err, &dnsErr) || !dnsErr.IsNotFound {
+			t.Errorf("DNS over %s, user.service.consul with %s as the registry: %+v, %v; want no such host", network, s.registry, got, err)
+		}
+		return
+	}
+	want := dnsAnswer(t, instances)
+	eventually(t, 10*time.Second, func() error {
+		got, err := s.lookupDNS("user", network)
+		if err != nil {
+			return fmt.Errorf("DNS over %s: %w", network, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			return fmt.Errorf("DNS over %s, user.service.consul: %+v, want %+v (the registry's instances)", network, got, want)
+		}
+		return nil
+	})
+	t.Logf("DNS over %s, user.service.consul: %+v", network, want)
+}
+
+// consulStatus sends a request without a token to Consul's published API
+// and returns the status code.
+func (s *composeStack) consulStatus(tb testing.TB, method, path, body string) int {
+	tb.Helper()
+	req, err := http.NewRequest(method, "http://"+s.consul+path, strings.NewReader(body))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rsp, err := s.http.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rsp.Body.Close()
+	return rsp.StatusCode
 }

@@ -53,7 +53,9 @@ func run(args []string, stdout io.Writer) error {
 			return err
 		}
 		// Checks the callee as the services do: its certificate names user.
-		conf := &tls.Config{RootCAs: x509.NewCertPool(), ServerName: "user", MinVersion: tls.VersionTLS13}
+		// NextProtos h2, as a gRPC client sends it: grpc-go servers since
+		// v1.67 close a TLS connection that negotiated no ALPN.
+		conf := &tls.Config{RootCAs: x509.NewCertPool(), ServerName: "user", MinVersion: tls.VersionTLS13, NextProtos: []string{"h2"}}
 		if !conf.RootCAs.AppendCertsFromPEM(pem) {
 			return fmt.Errorf("%s: no certificate", *ca)
 		}

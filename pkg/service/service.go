@@ -45,6 +45,7 @@ type Service struct {
 	metrics    *metrics.Metrics // see metrics.go
 	metricsMux *http.ServeMux
 	tracing    *tracing.Tracing
+	outliers   *wrappers.Outliers // the client's, for the gateway's status page
 }
 
 // New builds the instance without contacting the registry; Run does that.
@@ -90,9 +91,9 @@ func newService(cfg Config, log *slog.Logger, reg registry.Registry, opts ...ser
 	if s.tracing, err = tracing.New(cfg.Tracing, cfg.Name); err != nil {
 		return nil, err
 	}
-	outliers := wrappers.DefaultOutliers()
-	s.metrics.WatchOutliers(outliers)
-	cl, err := wrappers.NewObservedClient(lookups, cfg.Client, outliers, client.WithLogger(ml), client.WrapCall(s.metrics.CallWrapper()), client.WrapCall(s.tracing.CallWrapper()))
+	s.outliers = wrappers.DefaultOutliers()
+	s.metrics.WatchOutliers(s.outliers)
+	cl, err := wrappers.NewObservedClient(lookups, cfg.Client, s.outliers, client.WithLogger(ml), client.WrapCall(s.metrics.CallWrapper()), client.WrapCall(s.tracing.CallWrapper()))
 	if err != nil {
 		return nil, &UsageError{err}
 	}
@@ -120,6 +121,10 @@ func newService(cfg Config, log *slog.Logger, reg registry.Registry, opts ...ser
 	}
 	return s, nil
 }
+
+// Outliers is the client's outlier record: which callee instances it
+// holds ejected now, and until when (Outliers.EjectedNow).
+func (s *Service) Outliers() *wrappers.Outliers { return s.outliers }
 
 // Server is the RPC server to register handlers on before Run.
 func (s *Service) Server() server.Server { return s.server }

@@ -54,9 +54,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	// The status page (status.go), on the metrics port: it names instances.
+	st := newStatus(svc.Registry(), cfg.Registry.Timeout, svc.Outliers().EjectedNow, svc.Metrics().Registry, "user", "hello")
+	st.register(svc.HandleMetrics)
+	calls := st.Count(svc.Client())
 	api := &API{
-		users: userpb.NewUserService("user", svc.Client()),
-		hello: hellopb.NewHelloService("hello", svc.Client()),
+		users: userpb.NewUserService("user", calls),
+		hello: hellopb.NewHelloService("hello", calls),
 		ready: readiness(svc.Registry(), cfg.Registry.Timeout, svc.Draining, "user", "hello"),
 		limit: newRateLimiter(httpCfg.RateLimit, httpCfg.RateBurst, maxClients, time.Now, log),
 		log:   log,

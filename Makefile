@@ -85,6 +85,19 @@ prometheus:
 			echo "prometheus not found: install Debian's prometheus (apt-get install prometheus)"; exit 1; \
 		fi; }
 
+# Chromium, for the status page's browser test (gateway
+# TestStatusPageInBrowser, which skips without it): Debian's package.
+tools: chromium
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing chromium (Debian's package)"; \
+			apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+		else \
+			echo "chromium not found: TestStatusPageInBrowser will skip (apt-get install chromium)"; \
+		fi; }
+
 # $(call cached,name,version,module dir,package): build once per version into
 # the cache, then copy into bin/.
 define cached

@@ -30,22 +30,25 @@ const attemptTimeout = 1500 * time.Millisecond
 // within the registry's bound, and no request sent after the drop fails or
 // waits for the hung instance. Resumed, it is listed again.
 //
-// Until the drop, hello's attempt on the hung instance times out within
-// half the time the gateway's attempt left it (wrappers.AttemptTimeout),
-// counts against the instance and fails over to the other one, so no
-// request fails, with etcd's 10 s lease as with Consul's 2 s check.
+// Until the drop, a call that reaches the hung instance waits out an
+// attempt timeout, which is also the attempt timeout of the hop above (the
+// gateway's call of hello): the gateway retries, and a request fails only
+// if all three of its attempts reach it. Consul drops it before a third
+// attempt starts, so no request fails; etcd only after up to 10 s, and a
+// few requests may fail meanwhile (logged, and counted by make chaos T7).
 func TestHungInstanceLeavesCallers(t *testing.T) {
 	skipIfShort(t)
 	for _, tc := range []struct {
 		registry string
 		critical time.Duration // Consul: its HTTP check critical within this; 0: no check
 		dropped  time.Duration // gone from a caller's list within this of the pause
+		failOK   bool          // requests sent before the drop may fail
 	}{
 		// Check every 2 s, 1 s timeout: critical within 3 s; 5 s leaves room.
-		{"consul", 5 * time.Second, 6 * time.Second},
+		{"consul", 5 * time.Second, 6 * time.Second, false},
 		// The lease of the register TTL, last renewed up to one interval
 		// (5 s) before the pause; etcd expires leases twice a second.
-		{"etcd", 0, registerTTL + time.Second},
+		{"etcd", 0, registerTTL + time.Second, true},
 	} {
 		t.Run(tc.registry, func(t *testing.T) {
 			reg := stack.MustStartRegistry(t, tc.registry)
@@ -96,15 +99,23 @@ func TestHungInstanceLeavesCallers(t *testing.T) {
 			})
 
 			results := l.stop()
-			var failed []string
+			var failed, failedBefore []string
 			var since []time.Duration
 			for _, r := range results {
 				if r.err != nil {
-					failed = append(failed, fmt.Sprintf("sent %s, failed after %v: %v", r.at.Format("15:04:05.000"), r.took.Round(time.Millisecond), r.err))
+					line := fmt.Sprintf("sent %s, failed after %v: %v", r.at.Format("15:04:05.000"), r.took.Round(time.Millisecond), r.err)
+					if tc.failOK && r.at.Before(dropped) {
+						failedBefore = append(failedBefore, line)
+					} else {
+						failed = append(failed, line)
+					}
 				}
 				if r.at.After(after) {
 					since = append(since, r.took)
 				}
+			}
+			if len(failedBefore) > 0 {
+				t.Logf("%d of %d requests sent before the drop failed:\n%s", len(failedBefore), len(results), strings.Join(failedBefore, "\n"))
 			}
 			if len(failed) > 0 {
 				t.Errorf("%d of %d requests failed; the first:\n%s", len(failed), len(results), strings.Join(failed[:min(len(failed), 10)], "\n"))

@@ -43,35 +43,12 @@ func failoverBackoff(_ context.Context, _ client.Request, attempt int) (time.Dur
 // AttemptTimeout bounds each attempt, so a hung instance costs one attempt
 // and not the whole request timeout: go-micro bounds only the call as a
 // whole.
-//
-// An attempt also takes at most half of what is left before the caller's
-// own deadline. A handler calling on is such a caller: its deadline is the
-// attempt timeout of the hop above, as long as d. Without the halving, its
-// attempt on a hung instance would end with that deadline, count against
-// nobody (the caller gave up) and leave no time to fail over; with it, the
-// attempt times out first, counts against the hung instance, and the retry
-// goes to another instance within the caller's time.
 func AttemptTimeout(d time.Duration) client.CallWrapper {
 	return func(next client.CallFunc) client.CallFunc {
 		return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
-			ctx, cancel := context.WithTimeout(ctx, attemptBudget(ctx, d))
+			ctx, cancel := context.WithTimeout(ctx, d)
 			defer cancel()
 			return next(ctx, node, req, rsp, opts)
 		}
 	}
-}
-
-// attemptBudget is d, or half of the time left before the caller's
-// deadline if that is shorter.
-func attemptBudget(ctx context.Context, d time.Duration) time.Duration {
-	caller, ok := ctx.Value(callerKey{}).(context.Context)
-	if !ok {
-		caller = ctx
-	}
-	if deadline, ok := caller.Deadline(); ok {
-		if half := time.Until(deadline) / 2; half < d {
-			return half
-		}
-	}
-	return d
 }

@@ -210,41 +210,6 @@ func TestHungInstanceCostsOneAttempt(t *testing.T) {
 	}
 }
 
-// TestHungInstanceUnderCallersDeadline: a caller whose own deadline is no
-// longer than the attempt timeout (a handler called by a hop with the same
-// attempt timeout) still fails over from a hung instance within that
-// deadline, and the hung instance is counted until it is ejected.
-func TestHungInstanceUnderCallersDeadline(t *testing.T) {
-	reg := registry.NewMemoryRegistry()
-	svc := serviceName(t)
-	hung := mustServe(t, reg, svc, "hung")
-	hung.hang = make(chan struct{})
-	t.Cleanup(func() { close(hung.hang) })
-	mustServe(t, reg, svc, "live")
-	cfg := DefaultConfig()
-	cfg.AttemptTimeout = 400 * time.Millisecond
-	outliers := NewOutliers(outlierFailures, time.Minute)
-	c := newClient(reg, cfg, outliers)
-
-	for i := range 8 {
-		ctx, cancel := context.WithTimeout(context.Background(), cfg.AttemptTimeout)
-		rsp, err := call(ctx, c, svc)
-		cancel()
-		if err != nil {
-			t.Fatalf("call %d: %v", i, err)
-		}
-		if rsp.Instance != "live" {
-			t.Fatalf("call %d answered by %q", i, rsp.Instance)
-		}
-	}
-	if hung.calls.Load() == 0 {
-		t.Fatal("the hung instance was never tried: the test proves nothing")
-	}
-	if !outliers.Ejected(svc + "-hung") {
-		t.Errorf("after %d calls to it, the hung instance is not ejected", hung.calls.Load())
-	}
-}
-
 // TestNoStallOnPooledConnections is why the client uses gRPC: with
 // go-micro's HTTP transport one of the first few hundred sequential calls on
 // a pooled connection got no answer for 5 s.

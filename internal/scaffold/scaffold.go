@@ -49,12 +49,14 @@ var (
 	// binTools are what the Makefile puts in bin/ besides the services:
 	// tools, and directories where bin/<name> could not be built.
 	// TestBinToolsMatchMakefile keeps this list and the Makefile in step.
-	binTools = []string{"bench", "benchstat", "consul", "etcd", "etcdctl", "linux", "plain",
+	binTools = []string{"bench", "benchstat", "consul", "etcd", "etcdctl", "jaeger", "linux", "plain",
 		"protoc-gen-go", "protoc-gen-micro", "scaffold", "standin"}
 	// pathCommands run with bin/ first on PATH: what the Makefile runs so
 	// (PATH="$(BIN):$$PATH" go ...; protoc), and what the go command itself
-	// runs (git for version stamps, the C compiler for -race).
-	pathCommands = []string{"go", "protoc", "git", "gcc", "cc"}
+	// runs (git for version stamps, the C compiler for -race), and the
+	// programs the tests start from PATH (internal/stack, the gateway's
+	// browser test).
+	pathCommands = []string{"go", "protoc", "git", "gcc", "cc", "prometheus", "chromium"}
 )
 
 const maxNameLen = 40

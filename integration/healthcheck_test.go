@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -54,7 +53,7 @@ func TestHungInstanceLeavesCallers(t *testing.T) {
 			reg := stack.MustStartRegistry(t, tc.registry)
 			s := mustStartSystem(t, reg, 2)
 			list := callerList(t, reg)
-			l := startTimedLoad(t, s.url+"/hello?user_id=ada", 6) // 300 requests/s
+			l := startLoad(t, s.url+"/hello?user_id=ada", 6) // 300 requests/s
 			l.waitForResults(t, time.Now(), 150)
 
 			victim := s.users[0]
@@ -103,7 +102,7 @@ func TestHungInstanceLeavesCallers(t *testing.T) {
 			var since []time.Duration
 			for _, r := range results {
 				if r.err != nil {
-					line := fmt.Sprintf("sent %s, failed after %v: %v", r.at.Format("15:04:05.000"), r.took.Round(time.Millisecond), r.err)
+					line := r.String()
 					if tc.failOK && r.at.Before(dropped) {
 						failedBefore = append(failedBefore, line)
 					} else {
@@ -158,77 +157,6 @@ func callerList(tb testing.TB, reg *stack.Registry) func() []string {
 		}
 		return ids
 	}
-}
-
-// timedLoad is startLoad's steady stream of requests, keeping when each was
-// sent and how long it took.
-type timedLoad struct {
-	mu      sync.Mutex
-	results []timedResult
-	quit    chan struct{}
-	once    sync.Once
-	wg      sync.WaitGroup
-}
-
-type timedResult struct {
-	at   time.Time
-	took time.Duration
-	err  error
-}
-
-// startTimedLoad sends GET url from workers goroutines at 50 requests a
-// second each until stop is called or the test ends.
-func startTimedLoad(tb testing.TB, url string, workers int) *timedLoad {
-	l := &timedLoad{quit: make(chan struct{})}
-	for range workers {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			tick := time.NewTicker(20 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-l.quit:
-					return
-				case <-tick.C:
-				}
-				start := time.Now()
-				err := stack.GetJSON(httpClient, url, nil)
-				l.mu.Lock()
-				l.results = append(l.results, timedResult{start, time.Since(start), err})
-				l.mu.Unlock()
-			}
-		}()
-	}
-	tb.Cleanup(func() { l.stop() })
-	return l
-}
-
-// waitForResults returns once n requests sent after since have returned.
-func (l *timedLoad) waitForResults(tb testing.TB, since time.Time, n int) {
-	tb.Helper()
-	poll.Eventually(tb, 30*time.Second, func() error {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		got := 0
-		for _, r := range l.results {
-			if r.at.After(since) {
-				got++
-			}
-		}
-		if got < n {
-			return fmt.Errorf("%d of %d requests returned", got, n)
-		}
-		return nil
-	})
-}
-
-func (l *timedLoad) stop() []timedResult {
-	l.once.Do(func() { close(l.quit) })
-	l.wg.Wait()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.results)
 }
 
 // TestConsulRegistersHealthCheck: with Consul each instance has two checks,

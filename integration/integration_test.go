@@ -108,8 +108,7 @@ func TestGracefulStopLosesNoCall(t *testing.T) {
 		}
 		l.waitForSuccesses(t, 100) // the survivor serves alone
 
-		ok, failures := l.stop()
-		assertNoFailures(t, ok, failures, 150)
+		assertNoFailures(t, l.stop(), 150)
 	})
 }
 
@@ -127,8 +126,7 @@ func TestCrashedInstanceLeavesRegistry(t *testing.T) {
 		poll.Eventually(t, time.Until(killed.Add(registerTTL+2*time.Second)), goneFrom(t, reg, victim))
 		l.waitForSuccesses(t, 100)
 
-		ok, failures := l.stop()
-		assertNoFailures(t, ok, failures, 150)
+		assertNoFailures(t, l.stop(), 150)
 	})
 }
 
@@ -180,8 +178,7 @@ func TestRegistryPausedLosesNoCall(t *testing.T) {
 		})
 		l.waitForSuccesses(t, 100)
 
-		ok, failures := l.stop()
-		assertNoFailures(t, ok, failures, 300)
+		assertNoFailures(t, l.stop(), 300)
 	})
 }
 
@@ -233,11 +230,14 @@ func goneFrom(tb testing.TB, reg *stack.Registry, n *stack.Node) func() error {
 	}
 }
 
-func assertNoFailures(tb testing.TB, ok int64, failures []string, minOK int64) {
+// assertNoFailures fails tb if a request of results failed, or fewer than
+// minOK succeeded.
+func assertNoFailures(tb testing.TB, results []result, minOK int) {
 	tb.Helper()
+	ok, failures := outcome(results)
 	if len(failures) > 0 {
 		shown := failures[:min(len(failures), 10)]
-		tb.Errorf("%d of %d requests failed; the first:\n%s", len(failures), ok+int64(len(failures)), strings.Join(shown, "\n"))
+		tb.Errorf("%d of %d requests failed; the first:\n%s", len(failures), len(results), strings.Join(shown, "\n"))
 	}
 	if ok < minOK {
 		tb.Errorf("%d requests succeeded, want at least %d", ok, minOK)

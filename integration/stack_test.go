@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -71,14 +71,24 @@ func get(tb testing.TB, url string, v any) int {
 }
 
 // load is a steady stream of GET requests from a few clients, as a busy
-// caller would send, that counts every failure.
+// caller would send, that keeps when each request was sent, how long it
+// took and how it ended.
 type load struct {
-	ok       atomic.Int64
 	mu       sync.Mutex
-	failures []string
+	results  []result
 	stopOnce sync.Once
 	quit     chan struct{}
 	wg       sync.WaitGroup
+}
+
+type result struct {
+	at   time.Time
+	took time.Duration
+	err  error
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("sent %s, failed after %v: %v", r.at.Format("15:04:05.000"), r.took.Round(time.Millisecond), r.err)
 }
 
 // startLoad sends GET url from workers goroutines, each paced to 50
@@ -105,37 +115,70 @@ func (l *load) run(url string) {
 		case <-tick.C:
 		}
 		start := time.Now()
-		if err := stack.GetJSON(httpClient, url, nil); err != nil {
-			l.mu.Lock()
-			l.failures = append(l.failures, fmt.Sprintf("sent %s, failed after %v: %v",
-				start.Format("15:04:05.000"), time.Since(start).Round(time.Millisecond), err))
-			l.mu.Unlock()
-			continue
-		}
-		l.ok.Add(1)
+		err := stack.GetJSON(httpClient, url, nil)
+		l.mu.Lock()
+		l.results = append(l.results, result{start, time.Since(start), err})
+		l.mu.Unlock()
 	}
 }
 
+// count returns how many requests sent after since have returned, and how
+// many of them succeeded.
+func (l *load) count(since time.Time) (returned, ok int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.results {
+		if r.at.After(since) {
+			returned++
+			if r.err == nil {
+				ok++
+			}
+		}
+	}
+	return returned, ok
+}
+
 // waitForSuccesses returns once n more requests have succeeded.
-func (l *load) waitForSuccesses(tb testing.TB, n int64) {
+func (l *load) waitForSuccesses(tb testing.TB, n int) {
 	tb.Helper()
-	want := l.ok.Load() + n
+	_, before := l.count(time.Time{})
 	poll.Eventually(tb, 30*time.Second, func() error {
-		if got := l.ok.Load(); got < want {
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			return fmt.Errorf("%d of %d successful requests (%d failed)", got, want, len(l.failures))
+		if returned, ok := l.count(time.Time{}); ok < before+n {
+			return fmt.Errorf("%d of %d successful requests (%d failed)", ok, before+n, returned-ok)
 		}
 		return nil
 	})
 }
 
-// stop ends the requests and returns the number that succeeded and a line
-// for each that failed.
-func (l *load) stop() (ok int64, failures []string) {
+// waitForResults returns once n requests sent after since have returned.
+func (l *load) waitForResults(tb testing.TB, since time.Time, n int) {
+	tb.Helper()
+	poll.Eventually(tb, 30*time.Second, func() error {
+		if returned, _ := l.count(since); returned < n {
+			return fmt.Errorf("%d of %d requests returned", returned, n)
+		}
+		return nil
+	})
+}
+
+// stop ends the requests and returns every result.
+func (l *load) stop() []result {
 	l.stopOnce.Do(func() { close(l.quit) })
 	l.wg.Wait()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.ok.Load(), l.failures
+	return slices.Clone(l.results)
+}
+
+// outcome is the number of requests in results that succeeded and a line
+// for each that failed.
+func outcome(results []result) (ok int, failures []string) {
+	for _, r := range results {
+		if r.err != nil {
+			failures = append(failures, r.String())
+		} else {
+			ok++
+		}
+	}
+	return ok, failures
 }

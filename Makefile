@@ -51,6 +51,8 @@ test: tools ## run every test (unit and integration against real Consul and etcd
 	PATH="$(BIN):$$PATH" go test -race -count=1 $(TEST_FLAGS) ./...
 	@# Every benchmark once, so that none rots; the figures are not checked.
 	PATH="$(BIN):$$PATH" go test -race -count=1 -run='^$$' -bench=. -benchtime=1x $(TEST_FLAGS) ./bench/perf/ ./pkg/wrappers/
+	@# deploy/k8s is a module of its own (kustomize's dependencies stay out of go.mod): no cluster needed.
+	cd deploy/k8s && go test -race -count=1 $(TEST_FLAGS) ./...
 
 .PHONY: test-unit
 test-unit: ## run the tests that need no registry server
@@ -142,6 +144,7 @@ lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
 	go vet -tags e2e ./e2e/
+	cd deploy/k8s && go vet ./...
 
 .PHONY: clean
 clean: ## remove bin/ (the tools cache stays)

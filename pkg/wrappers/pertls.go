@@ -46,8 +46,7 @@ func (p *perService) callee(service string) client.Client {
 	defer p.mu.Unlock()
 	c, ok := p.clients[service]
 	if !ok {
-		opts := append(p.opts[:len(p.opts):len(p.opts)], grpcclient.AuthTLS(p.identity.ClientConfig(service)))
-		c = grpcclient.NewClient(opts...)
+		c = newRPCClient(p.identity.ClientConfig(service), p.opts...)
 		p.clients[service] = c
 	}
 	return c

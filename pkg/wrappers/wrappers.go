@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"time"
 
-	grpcclient "github.com/go-micro/plugins/v4/client/grpc"
 	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/client"
 	"go-micro.dev/v4/registry"
@@ -110,7 +109,7 @@ func newBase(reg registry.Registry, c Config, outliers *Outliers, extra ...clien
 		client.WrapCall(outliers.Record, AttemptTimeout(c.AttemptTimeout)),
 	}, extra...)
 	if c.TLS == nil {
-		return grpcclient.NewClient(opts...)
+		return newRPCClient(nil, opts...)
 	}
 	return newPerService(c.TLS, opts)
 }

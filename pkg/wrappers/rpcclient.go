@@ -1,0 +1,537 @@
+package wrappers
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	grpcclient "github.com/go-micro/plugins/v4/client/grpc"
+	"go-micro.dev/v4/client"
+	"go-micro.dev/v4/codec/bytes"
+	merrors "go-micro.dev/v4/errors"
+	"go-micro.dev/v4/metadata"
+	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/selector"
+	pnet "go-micro.dev/v4/util/net"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/mem"
+	gmetadata "google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/protoadapt"
+)
+
+// rpcClient is the base client: go-micro's client.Client over grpc-go, with
+// the wire format of go-micro's gRPC client plugin (client/grpc v1.2.1:
+// method names, content types, metadata, errors), so go-micro's gRPC
+// server answers it as it answers the plugin. Call is ours; requests,
+// streams and publishing are the plugin's (micro).
+//
+// The plugin pays for every call what only changes per connection or per
+// client: a TLS configuration and credentials built per call (even for
+// plaintext), a goroutine per attempt and per call, a copy of the metadata
+// per call and two per attempt, its codec bridge, and the call wrappers
+// chained anew (BenchmarkLayers, docs/performance.md). Here those are built
+// once; a call costs its context, its metadata and gRPC's own work.
+//
+// One gRPC connection per address carries every call to it (HTTP/2
+// streams); one that has failed is replaced at the next call, as the
+// plugin's pool drops a failed connection, and one unused for the pool TTL
+// is closed.
+type rpcClient struct {
+	micro client.Client // go-micro's gRPC client, for everything but Call
+
+	mu   sync.RWMutex
+	opts client.Options
+	// call is gcall wrapped in opts.CallOptions.CallWrappers, built when
+	// they change rather than per call.
+	call client.CallFunc
+
+	conns *connPool
+}
+
+// newRPCClient makes the base client; tlsConfig nil: plaintext.
+func newRPCClient(tlsConfig *tls.Config, opts ...client.Option) *rpcClient {
+	options := client.NewOptions()
+	options.ContentType = "application/grpc+proto" // the plugin's default
+	for _, o := range opts {
+		o(&options)
+	}
+	creds := insecure.NewCredentials()
+	if tlsConfig != nil {
+		creds = credentials.NewTLS(tlsConfig)
+		opts = append(opts[:len(opts):len(opts)], grpcclient.AuthTLS(tlsConfig))
+	}
+	r := &rpcClient{
+		micro: grpcclient.NewClient(opts...),
+		opts:  options,
+		conns: newConnPool(creds, options.PoolTTL),
+	}
+	r.call = r.wrap(options.CallOptions.CallWrappers)
+	return r
+}
+
+func (r *rpcClient) wrap(ws []client.CallWrapper) client.CallFunc {
+	f := r.attempt
+	for i := len(ws) - 1; i >= 0; i-- {
+		f = ws[i](f)
+	}
+	return f
+}
+
+func (r *rpcClient) Init(opts ...client.Option) error {
+	r.mu.Lock()
+	for _, o := range opts {
+		o(&r.opts)
+	}
+	r.call = r.wrap(r.opts.CallOptions.CallWrappers)
+	r.conns.setTTL(r.opts.PoolTTL)
+	r.mu.Unlock()
+	return r.micro.Init(opts...)
+}
+
+func (r *rpcClient) Options() client.Options {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.opts
+}
+
+func (r *rpcClient) NewMessage(topic string, msg interface{}, opts ...client.MessageOption) client.Message {
+	return r.micro.NewMessage(topic, msg, opts...)
+}
+
+func (r *rpcClient) NewRequest(service, endpoint string, req interface{}, opts ...client.RequestOption) client.Request {
+	return r.micro.NewRequest(service, endpoint, req, opts...)
+}
+
+func (r *rpcClient) Stream(ctx context.Context, req client.Request, opts ...client.CallOption) (client.Stream, error) {
+	return r.micro.Stream(ctx, req, opts...)
+}
+
+func (r *rpcClient) Publish(ctx context.Context, msg client.Message, opts ...client.PublishOption) error {
+	return r.micro.Publish(ctx, msg, opts...)
+}
+
+func (r *rpcClient) String() string { return "grpc" }
+
+// Close closes every connection.
+func (r *rpcClient) Close() { r.conns.closeAll() }
+
+// Call is the plugin's Call (selection, request timeout, call wrappers,
+// backoff, retries, Selector.Mark), with the attempts made one after
+// another in the caller's goroutine: gRPC ends an attempt when its
+// context ends, so no goroutine has to wait for it.
+func (r *rpcClient) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
+	if req == nil {
+		return merrors.InternalServerError(clientID, "req is nil")
+	} else if rsp == nil {
+		return merrors.InternalServerError(clientID, "rsp is nil")
+	}
+	r.mu.RLock()
+	callOpts, call, sel := r.opts.CallOptions, r.call, r.opts.Selector
+	r.mu.RUnlock()
+	base := callOpts.CallWrappers
+	for _, o := range opts {
+		o(&callOpts)
+	}
+	if !sameWrappers(base, callOpts.CallWrappers) { // a call option added some
+		call = r.wrap(callOpts.CallWrappers)
+	}
+	next, err := r.next(sel, req, callOpts)
+	if err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, callOpts.RequestTimeout)
+		defer cancel()
+	} else {
+		callOpts.RequestTimeout = time.Until(d)
+	}
+	if ctx.Err() != nil {
+		return merrors.New(clientID, ctx.Err().Error(), 408)
+	}
+	var last error
+	for i := 0; i <= callOpts.Retries; i++ {
+		err := r.try(ctx, i, next, call, sel, req, rsp, callOpts)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return merrors.New(clientID, ctx.Err().Error(), 408)
+		}
+		retry, rerr := callOpts.Retry(ctx, req, i, err)
+		if rerr != nil {
+			return rerr
+		}
+		if !retry {
+			return err
+		}
+		last = err
+	}
+	return last
+}
+
+// try is attempt i: back off, pick the next node, call it.
+func (r *rpcClient) try(ctx context.Context, i int, next selector.Next, call client.CallFunc, sel selector.Selector, req client.Request, rsp interface{}, opts client.CallOptions) error {
+	wait, err := opts.Backoff(ctx, req, i)
+	if err != nil {
+		return merrors.InternalServerError(clientID, "%s", err.Error())
+	}
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return merrors.New(clientID, ctx.Err().Error(), 408)
+		case <-t.C:
+		}
+	}
+	node, err := next()
+	if err != nil {
+		if err == selector.ErrNotFound {
+			return merrors.InternalServerError(clientID, "service %s: %s", req.Service(), err.Error())
+		}
+		return merrors.InternalServerError(clientID, "error selecting %s node: %s", req.Service(), err.Error())
+	}
+	err = call(ctx, node, req, rsp, opts)
+	sel.Mark(req.Service(), node, err)
+	return err
+}
+
+func (r *rpcClient) next(sel selector.Selector, req client.Request, opts client.CallOptions) (selector.Next, error) {
+	service, address, _ := pnet.Proxy(req.Service(), opts.Address)
+	if len(address) > 0 {
+		return func() (*registry.Node, error) { return &registry.Node{Address: address[0]}, nil }, nil
+	}
+	next, err := sel.Select(service, opts.SelectOptions...)
+	if err != nil {
+		if err == selector.ErrNotFound {
+			return nil, merrors.InternalServerError(clientID, "service %s: %s", service, err.Error())
+		}
+		return nil, merrors.InternalServerError(clientID, "error selecting %s node: %s", service, err.Error())
+	}
+	return next, nil
+}
+
+// attempt is one call on one node: the innermost CallFunc.
+func (r *rpcClient) attempt(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
+	c, ok := codecs[req.ContentType()]
+	if !ok {
+		return merrors.InternalServerError(clientID, "unsupported Content-Type: %s", req.ContentType())
+	}
+	// The metadata as gRPC headers, one value per key in lower case, as
+	// the plugin sends it: one slice, which gRPC reads as it writes the
+	// headers.
+	if md, ok := metadata.FromContext(ctx); ok && len(md) > 0 {
+		kv := make([]string, 0, 2*len(md))
+	next:
+		for k, v := range md {
+			k = strings.ToLower(k)
+			for i := 0; i < len(kv); i += 2 {
+				if kv[i] == k {
+					kv[i+1] = v
+					continue next
+				}
+			}
+			kv = append(kv, k, v)
+		}
+		ctx = gmetadata.AppendToOutgoingContext(ctx, kv...)
+	}
+	pc, err := r.conns.get(node.Address)
+	if err != nil {
+		return merrors.InternalServerError(clientID, "Error sending request: %v", err)
+	}
+	defer pc.release()
+	err = pc.cc.Invoke(ctx, methodToGRPC(req.Service(), req.Endpoint()), req.Body(), rsp, c.callOption)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil { // as the plugin answers an attempt its context ended
+		return merrors.Timeout(clientID, "%v", ctx.Err())
+	}
+	return microError(err)
+}
+
+// sameWrappers reports whether a and b are the same slice.
+func sameWrappers(a, b []client.CallWrapper) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// methodToGRPC is the plugin's gRPC method for an endpoint: "Foo.Bar" of
+// service s is "/s.Foo/Bar".
+func methodToGRPC(service, endpoint string) string {
+	if len(endpoint) == 0 || endpoint[0] == '/' {
+		return endpoint
+	}
+	i := strings.IndexByte(endpoint, '.')
+	if i < 0 || strings.IndexByte(endpoint[i+1:], '.') >= 0 {
+		return endpoint
+	}
+	if service == "" {
+		return "/" + endpoint[:i] + "/" + endpoint[i+1:]
+	}
+	return "/" + service + "." + endpoint[:i] + "/" + endpoint[i+1:]
+}
+
+// microError is the plugin's: a go-micro error a server sent as a gRPC
+// status message is that error; any other status becomes a go-micro error
+// of the client with the matching HTTP code.
+func microError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if e, ok := err.(*merrors.Error); ok {
+		return e
+	}
+	s, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	if details := s.Details(); len(details) > 0 {
+		if e, ok := details[0].(error); ok {
+			return microError(e)
+		}
+	}
+	if e := merrors.Parse(s.Message()); e.Code > 0 {
+		return e
+	}
+	return merrors.New(clientID, s.Message(), httpCode(s.Code()))
+}
+
+func httpCode(c codes.Code) int32 {
+	switch c {
+	case codes.OK:
+		return http.StatusOK
+	case codes.InvalidArgument:
+		return http.StatusBadRequest
+	case codes.DeadlineExceeded:
+		return http.StatusRequestTimeout
+	case codes.NotFound:
+		return http.StatusNotFound
+	case codes.AlreadyExists:
+		return http.StatusConflict
+	case codes.PermissionDenied:
+		return http.StatusForbidden
+	case codes.Unauthenticated:
+		return http.StatusUnauthorized
+	case codes.FailedPrecondition:
+		return http.StatusPreconditionFailed
+	case codes.Unimplemented:
+		return http.StatusNotImplemented
+	case codes.Unavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// connPool holds one gRPC connection per address.
+type connPool struct {
+	creds credentials.TransportCredentials
+
+	mu        sync.Mutex
+	ttl       time.Duration
+	conns     map[string]*pooledConn
+	lastSweep time.Time
+}
+
+type pooledConn struct {
+	cc       *grpc.ClientConn
+	inFlight atomic.Int64
+	lastUsed atomic.Int64 // unix nanoseconds
+}
+
+// The plugin's message size bounds (4 MiB each way).
+const maxMsgSize = 4 << 20
+
+func newConnPool(creds credentials.TransportCredentials, ttl time.Duration) *connPool {
+	return &connPool{creds: creds, ttl: ttl, conns: map[string]*pooledConn{}, lastSweep: time.Now()}
+}
+
+func (p *connPool) setTTL(ttl time.Duration) {
+	p.mu.Lock()
+	p.ttl = ttl
+	p.mu.Unlock()
+}
+
+// get returns the connection to addr, and done to call when the call on
+// it has ended. A connection that has failed (transient failure, shut
+// down) is replaced: its calls fail fast and gRPC would wait out a
+// reconnection backoff before trying again.
+func (p *connPool) get(addr string) (*pooledConn, error) {
+	now := time.Now()
+	p.mu.Lock()
+	if p.ttl > 0 && now.Sub(p.lastSweep) > p.ttl {
+		p.sweepLocked(now)
+	}
+	c := p.conns[addr]
+	if c != nil {
+		switch c.cc.GetState() {
+		case connectivity.TransientFailure, connectivity.Shutdown:
+			delete(p.conns, addr)
+			c.cc.Close()
+			c = nil
+		}
+	}
+	if c == nil {
+		cc, err := grpc.NewClient("passthrough:///"+addr,
+			grpc.WithTransportCredentials(p.creds),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize), grpc.MaxCallSendMsgSize(maxMsgSize)),
+		)
+		if err != nil { // a malformed address
+			p.mu.Unlock()
+			return nil, err
+		}
+		c = &pooledConn{cc: cc}
+		p.conns[addr] = c
+	}
+	c.inFlight.Add(1)
+	c.lastUsed.Store(now.UnixNano())
+	p.mu.Unlock()
+	return c, nil
+}
+
+func (c *pooledConn) release() { c.inFlight.Add(-1) }
+
+// sweepLocked closes connections no call has used for the TTL.
+func (p *connPool) sweepLocked(now time.Time) {
+	p.lastSweep = now
+	for addr, c := range p.conns {
+		if c.inFlight.Load() == 0 && now.Sub(time.Unix(0, c.lastUsed.Load())) > p.ttl {
+			delete(p.conns, addr)
+			c.cc.Close()
+		}
+	}
+}
+
+func (p *connPool) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, c := range p.conns {
+		delete(p.conns, addr)
+		c.cc.Close()
+	}
+}
+
+// codec is the plugin's codec for a content type, as a gRPC CodecV2 (no
+// bridge per call), with the call option that selects it built once.
+type codec struct {
+	name       string
+	marshal    func(v any) ([]byte, error)
+	unmarshal  func(data []byte, v any) error
+	callOption grpc.CallOption
+}
+
+// codecs are the plugin's default codecs by content type.
+var codecs = func() map[string]*codec {
+	protoC := newCodec("proto", marshalProto, unmarshalProto)
+	jsonC := newCodec("json", marshalJSON, unmarshalJSON)
+	bytesC := newCodec("bytes", marshalBytes, unmarshalBytes)
+	return map[string]*codec{
+		"application/json":         jsonC,
+		"application/proto":        protoC,
+		"application/protobuf":     protoC,
+		"application/octet-stream": protoC,
+		"application/grpc":         protoC,
+		"application/grpc+json":    jsonC,
+		"application/grpc+proto":   protoC,
+		"application/grpc+bytes":   bytesC,
+	}
+}()
+
+func newCodec(name string, m func(any) ([]byte, error), u func([]byte, any) error) *codec {
+	c := &codec{name: name, marshal: m, unmarshal: u}
+	c.callOption = grpc.ForceCodecV2(c) // content-subtype: the name
+	return c
+}
+
+func (c *codec) Name() string { return c.name }
+
+func (c *codec) Marshal(v any) (mem.BufferSlice, error) {
+	if f, ok := v.(*bytes.Frame); ok { // encoded by CallerChecks
+		return mem.BufferSlice{mem.SliceBuffer(f.Data)}, nil
+	}
+	b, err := c.marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+}
+
+func (c *codec) Unmarshal(data mem.BufferSlice, v any) error {
+	if f, ok := v.(*bytes.Frame); ok {
+		f.Data = data.Materialize()
+		return nil
+	}
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	defer buf.Free()
+	return c.unmarshal(buf.ReadOnlyData(), v)
+}
+
+func marshalProto(v any) ([]byte, error) {
+	if m := messageV2(v); m != nil {
+		return proto.Marshal(m)
+	}
+	return nil, fmt.Errorf("failed to marshal: %T is not type of *bytes.Frame or proto.Message", v)
+}
+
+func unmarshalProto(data []byte, v any) error {
+	if m := messageV2(v); m != nil {
+		return proto.Unmarshal(data, m)
+	}
+	return fmt.Errorf("failed to unmarshal: %T is not type of proto.Message", v)
+}
+
+func messageV2(v any) proto.Message {
+	switch m := v.(type) {
+	case proto.Message:
+		return m
+	case protoadapt.MessageV1:
+		return protoadapt.MessageV2Of(m)
+	}
+	return nil
+}
+
+func marshalJSON(v any) ([]byte, error) {
+	if m, ok := v.(proto.Message); ok {
+		return protojson.Marshal(m)
+	}
+	return json.Marshal(v)
+}
+
+func unmarshalJSON(data []byte, v any) error {
+	if len(data) == 0 {
+		return nil
+	}
+	if m, ok := v.(proto.Message); ok {
+		return protojson.Unmarshal(data, m)
+	}
+	return json.Unmarshal(data, v)
+}
+
+func marshalBytes(v any) ([]byte, error) {
+	if b, ok := v.(*[]byte); ok {
+		return *b, nil
+	}
+	return nil, fmt.Errorf("failed to marshal: %T is not type of *[]byte", v)
+}
+
+func unmarshalBytes(data []byte, v any) error {
+	b, ok := v.(*[]byte)
+	if !ok {
+		return fmt.Errorf("failed to unmarshal: %T is not type of *[]byte", v)
+	}
+	*b = append((*b)[:0], data...)
+	return nil
+}

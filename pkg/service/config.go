@@ -34,7 +34,8 @@ type Config struct {
 	// empty: the host of ServerAddress, a free port.
 	HealthAddress string
 	// MetricsAddress is where GET /metrics answers; empty: the host of
-	// ServerAddress, a free port, published in the registry (metrics.go).
+	// ServerAddress, a free port, published in the registry (metrics.go);
+	// MetricsOff: no /metrics, and calls and requests are not counted.
 	MetricsAddress string
 
 	registryPasswordFile string // --registry_password_file, if given
@@ -73,7 +74,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("health address: %w", err)
 		}
 	}
-	if c.MetricsAddress != "" {
+	if c.MetricsAddress != "" && c.MetricsAddress != MetricsOff {
 		if err := validListenAddress(c.MetricsAddress); err != nil {
 			return fmt.Errorf("metrics address: %w", err)
 		}
@@ -167,7 +168,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLS.Key, "tls_key", c.TLS.Key, "the private key (PEM) of --tls_cert")
 	fs.BoolVar(&c.HealthProbe, "health_probe", false, "check that the instance is serving, then exit (container health checks): GET /health on --health_address if its port is fixed, else the gRPC health check on --server_address")
 	fs.StringVar(&c.HealthAddress, "health_address", c.HealthAddress, "plain HTTP listen address of GET /health, which Consul's check asks (default: the host of --server_address, a free port)")
-	fs.StringVar(&c.MetricsAddress, "metrics_address", c.MetricsAddress, "plain HTTP listen address of GET /metrics for Prometheus, published in the registry as metrics_address (default: the host of --server_address, a free port)")
+	fs.StringVar(&c.MetricsAddress, "metrics_address", c.MetricsAddress, "plain HTTP listen address of GET /metrics for Prometheus, published in the registry as metrics_address (default: the host of --server_address, a free port; off: no metrics)")
 	fs.DurationVar(&c.Client.CacheTTL, "registry_cache_ttl", c.Client.CacheTTL, "how long the client uses a registry lookup before asking again (a watch keeps it fresh meanwhile)")
 	fs.StringVar(&c.Client.Strategy, "selector", c.Client.Strategy, "load balancing: roundrobin, random, or hash (by the call's hash key, such as the user id the gateway sets; round robin without one)")
 	fs.IntVar(&c.Client.Retries, "client_retries", c.Client.Retries, "retries of a failed call, each on the next instance")

@@ -17,6 +17,10 @@ import (
 // the registry (Consul: __meta_consul_service_metadata_metrics_address).
 const MetricsKey = "metrics_address"
 
+// MetricsOff as --metrics_address turns metrics off: nothing listens for
+// Prometheus, nothing is published, calls and requests are not counted.
+const MetricsOff = "off"
+
 // Metrics is the instance's Prometheus registry and collectors.
 func (s *Service) Metrics() *metrics.Metrics { return s.metrics }
 
@@ -31,6 +35,9 @@ func (s *Service) HandleMetrics(pattern string, h http.Handler) { s.metricsMux.H
 // registry says which.
 func (s *Service) serveMetrics() (stop func(), err error) {
 	listen := s.cfg.MetricsAddress
+	if listen == MetricsOff {
+		return func() {}, nil
+	}
 	if listen == "" {
 		host, _, _ := net.SplitHostPort(s.cfg.ServerAddress) // checked by Validate
 		listen = net.JoinHostPort(host, "0")

@@ -117,3 +117,34 @@ func counterValue(tb testing.TB, svc *Service, name string) float64 {
 	}
 	return 0
 }
+
+// --metrics_address off: no /metrics published, and nothing counted (the
+// wrappers are not in the chain), while calls work as before.
+func TestMetricsOff(t *testing.T) {
+	c := testConfig()
+	c.MetricsAddress = MetricsOff
+	svc := mustNew(t, c)
+	mustHandle(t, svc, &Echo{})
+	start(t, svc)
+	mustRegistered(t, svc)
+	if err := callEcho(svc); err != nil {
+		t.Fatal(err)
+	}
+	svcs, err := svc.Registry().GetService("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if address, ok := svcs[0].Nodes[0].Metadata[MetricsKey]; ok {
+		t.Errorf("node metadata %s = %q, want none with metrics off", MetricsKey, address)
+	}
+	families, err := svc.Metrics().Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		switch f.GetName() {
+		case "micro_server_requests_total", "micro_client_calls_total", "micro_client_attempts_total", "micro_registry_registrations_total":
+			t.Errorf("%s counted with metrics off: %v", f.GetName(), f.GetMetric())
+		}
+	}
+}

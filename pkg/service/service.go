@@ -23,6 +23,7 @@ import (
 	"github.com/example/micro-starter/pkg/discovery"
 	"github.com/example/micro-starter/pkg/metrics"
 	"github.com/example/micro-starter/pkg/mtls"
+	"github.com/example/micro-starter/pkg/service/rpcserver"
 	"github.com/example/micro-starter/pkg/tracing"
 	"github.com/example/micro-starter/pkg/wrappers"
 )
@@ -93,29 +94,41 @@ func newService(cfg Config, log *slog.Logger, reg registry.Registry, opts ...ser
 	}
 	s.outliers = wrappers.DefaultOutliers()
 	s.metrics.WatchOutliers(s.outliers)
-	cl, err := wrappers.NewObservedClient(lookups, cfg.Client, s.outliers, client.WithLogger(ml), client.WrapCall(s.metrics.CallWrapper()), client.WrapCall(s.tracing.CallWrapper()))
+	// --metrics_address off: none of the metrics wrappers, so that their
+	// cost can be avoided, and measured (bench/load).
+	counted := cfg.MetricsAddress != MetricsOff
+	clientOpts := []client.Option{client.WithLogger(ml)}
+	if counted {
+		clientOpts = append(clientOpts, client.WrapCall(s.metrics.CallWrapper()))
+	}
+	cl, err := wrappers.NewObservedClient(lookups, cfg.Client, s.outliers, append(clientOpts, client.WrapCall(s.tracing.CallWrapper()))...)
 	if err != nil {
 		return nil, &UsageError{err}
 	}
 	s.client = s.tracing.ClientWrapper()(cl)
-	s.client = s.metrics.ClientWrapper()(s.client) // outermost: it counts what callers get
 	s.reg = &drainingRegistry{Registry: reg, timeout: min(registryCallTimeout, cfg.ShutdownTimeout)}
-	s.server = grpcserver.NewServer(append([]server.Option{
+	// First of the handler wrappers: its span covers the others.
+	wrapped := []server.Option{server.WrapHandler(s.tracing.HandlerWrapper())}
+	var registered registry.Registry = s.reg
+	if counted {
+		s.client = s.metrics.ClientWrapper()(s.client)                            // outermost: it counts what callers get
+		wrapped = append(wrapped, server.WrapHandler(s.metrics.HandlerWrapper())) // outside ownErrors: it counts the code answered
+		registered = s.metrics.Registrations(s.reg)
+	}
+	// go-micro's gRPC server, its calls dispatched by rpcserver.
+	s.server = rpcserver.NewServer(append(append(wrapped,
 		server.Name(cfg.Name),
 		server.WithLogger(ml),
 		server.Address(cfg.ServerAddress),
 		server.Broker(broker.NewMemoryBroker()), // no pub/sub here: open no port for it
-		// First of the handler wrappers: its span covers the others.
-		server.WrapHandler(s.tracing.HandlerWrapper()),
-		server.WrapHandler(s.metrics.HandlerWrapper()), // outside ownErrors: it counts the code answered
 		server.WrapHandler(ownErrors(cfg.Name)),
 		server.WrapHandler(s.inFlight.wrap),
-		server.Registry(s.metrics.Registrations(s.reg)),
+		server.Registry(registered),
 		server.RegisterTTL(cfg.RegisterTTL),
 		server.RegisterInterval(cfg.RegisterInterval),
 		// Stop waits for handlers in flight. Only honoured here, in NewServer.
 		server.Wait(nil),
-	}, append(tlsOpts, opts...)...)...)
+	), append(tlsOpts, opts...)...)...)
 	if err := s.server.Handle(s.server.NewHandler(&Health{service: cfg.Name, healthy: s.Healthy})); err != nil {
 		return nil, fmt.Errorf("health handler: %w", err)
 	}

@@ -240,6 +240,16 @@ bench: build tools $(BIN)/benchstat ## benchmarks and gateway load against Consu
 bench-smoke: tools ## run every benchmark once (-benchtime=1x) so they cannot rot; figures are not checked
 	PATH="$(BIN):$$PATH" go test -count=1 -run='^$$' -bench=. -benchtime=1x $(TEST_FLAGS) ./bench/perf/ ./pkg/wrappers/
 
+# Registry scaling (bench/scale; docs/scaling.md): Consul and etcd on
+# loopback with up to 50 registered instances and 20 watching callers:
+# lookup latency, watch delay, registry CPU. The figures replace the marked
+# section of docs/scaling.md; a tiny run is a test, so make test runs it.
+SCALE_FLAGS ?=
+.PHONY: scale
+scale: $(BIN)/consul $(BIN)/etcd ## measure the registries with up to 50 instances and 20 watchers; results into docs/scaling.md (~3 min)
+	@echo "load average at start: $$(cat /proc/loadavg)"
+	go run ./bench/scale -bin $(BIN) -out docs/scaling.md $(SCALE_FLAGS)
+
 # Scaffolding (internal/scaffold; docs/scaffold.md): both check their
 # argument before writing anything, and never overwrite. The argument
 # reaches the program as it was typed, so that name="x'; rm -rf ~; '" is a

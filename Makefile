@@ -15,6 +15,9 @@ JAEGER_VERSION := $(shell cd tools/jaeger && go list -m -f '{{.Version}}' github
 # protoc-gen-micro is a package of the go-micro.dev/v4 module (pinned at v4.7.0 there).
 MICRO_GEN_VERSION := $(shell cd tools && go list -m -f '{{.Version}}' go-micro.dev/v4)
 PROTOBUF_VERSION := $(shell cd tools && go list -m -f '{{.Version}}' google.golang.org/protobuf)
+# protoc-gen-go-grpc (bench/grpcbare's stubs) has a module of its own: in
+# tools/ it would raise etcd's grpc-go.
+GRPCGEN_VERSION := $(shell cd tools/grpcgen && go list -m -f '{{.Version}}' google.golang.org/grpc/cmd/protoc-gen-go-grpc)
 TEST_FLAGS ?=
 
 .PHONY: help
@@ -59,7 +62,7 @@ test-unit: ## run the tests that need no registry server
 	go test -race -count=1 -short $(TEST_FLAGS) ./...
 
 .PHONY: tools
-tools: protoc $(BIN)/consul $(BIN)/etcd $(BIN)/etcdctl $(BIN)/jaeger $(BIN)/protoc-gen-go $(BIN)/protoc-gen-micro ## build Consul, etcd, Jaeger and the code generators (cached)
+tools: protoc $(BIN)/consul $(BIN)/etcd $(BIN)/etcdctl $(BIN)/jaeger $(BIN)/protoc-gen-go $(BIN)/protoc-gen-micro $(BIN)/protoc-gen-go-grpc ## build Consul, etcd, Jaeger and the code generators (cached)
 
 # protoc is Debian's protobuf-compiler: installed here when missing and we
 # are root on Debian (CI, this project's machines), else a clear error.
@@ -124,20 +127,35 @@ $(BIN)/protoc-gen-go: tools/go.mod
 	$(call cached,protoc-gen-go,$(PROTOBUF_VERSION),tools,google.golang.org/protobuf/cmd/protoc-gen-go)
 $(BIN)/protoc-gen-micro: tools/go.mod
 	$(call cached,protoc-gen-micro,$(MICRO_GEN_VERSION),tools,go-micro.dev/v4/cmd/protoc-gen-micro)
+$(BIN)/protoc-gen-go-grpc: tools/grpcgen/go.mod
+	$(call cached,protoc-gen-go-grpc,$(GRPCGEN_VERSION),tools/grpcgen,google.golang.org/grpc/cmd/protoc-gen-go-grpc)
 
 PROTOS := $(wildcard services/*/proto/*.proto)
+# bench/grpcbare: plain grpc-go stubs of user and hello from the same
+# files, in packages of their own (bench/grpcbare/userpb, hellopb).
+BARE_PROTOS := services/user/proto/user.proto services/hello/proto/hello.proto
+BARE_GO := $(foreach p,$(BARE_PROTOS),bench/grpcbare/$(basename $(notdir $(p)))pb/$(basename $(notdir $(p))))
+MODULE := $(shell awk '$$1 == "module" {print $$2}' go.mod)
 
 .PHONY: proto
-proto: protoc $(BIN)/protoc-gen-go $(BIN)/protoc-gen-micro ## regenerate the committed protobuf code
+proto: protoc $(BIN)/protoc-gen-go $(BIN)/protoc-gen-micro $(BIN)/protoc-gen-go-grpc ## regenerate the committed protobuf code
 	@# One protoc run per file: protoc-gen-micro refuses several Go packages in one run.
 	for p in $(PROTOS); do \
 		PATH="$(BIN):$$PATH" protoc --proto_path=. --go_out=paths=source_relative:. --micro_out=paths=source_relative:. $$p; \
+	done
+	for p in $(BARE_PROTOS); do \
+		pkg=$(MODULE)/bench/grpcbare/$$(basename $$p .proto)pb; \
+		PATH="$(BIN):$$PATH" protoc --proto_path=. --go_out=module=$(MODULE):. --go-grpc_out=module=$(MODULE):. \
+			--go_opt=M$$p=$$pkg --go-grpc_opt=M$$p=$$pkg $$p; \
 	done
 
 .PHONY: proto-check
 proto-check: proto ## fail if the committed generated code differs from what `make proto` writes
 	@git diff --exit-code -- $(PROTOS:.proto=.pb.go) $(PROTOS:.proto=.pb.micro.go) || \
 		{ echo "generated code is stale: run make proto and commit"; exit 1; }
+	@# Changed or never committed.
+	@test -z "$$(git status --porcelain -- $(BARE_GO:=.pb.go) $(BARE_GO:=_grpc.pb.go))" || \
+		{ git status --short -- $(BARE_GO:=.pb.go) $(BARE_GO:=_grpc.pb.go); echo "generated code is stale or not committed: run make proto and commit"; exit 1; }
 
 .PHONY: lint
 lint: ## gofmt and go vet
@@ -154,11 +172,24 @@ clean: ## remove bin/ (the tools cache stays)
 # service images hold static binaries built here, FROM scratch: building
 # them pulls nothing.
 COMPOSE_PROJECT ?= micro-starter
-COMPOSE := docker-compose -p $(COMPOSE_PROJECT)
-# Stand-ins for the official Consul and etcd images, made from bin/ by
-# `make standins`, so that test-e2e pulls nothing either.
+# PROFILE=ha: the registries as clusters (docker-compose.ha.yml over
+# docker-compose.yml: three etcd members, three Consul servers and the
+# client agent the services register through).
+PROFILE ?=
+ifneq ($(filter-out ha,$(PROFILE)),)
+$(error PROFILE=$(PROFILE): want ha, or nothing for single-member registries)
+endif
+COMPOSE_FILES := -f docker-compose.yml $(if $(PROFILE),-f docker-compose.$(PROFILE).yml)
+COMPOSE := docker-compose -p $(COMPOSE_PROJECT) $(COMPOSE_FILES)
+# Stand-ins for the official Consul, etcd, Prometheus and Jaeger images,
+# made from bin/ and Debian's prometheus by `make standins`, so that
+# test-e2e pulls nothing.
 STANDIN_CONSUL_IMAGE := micro-starter/consul-standin:$(CONSUL_VERSION)
 STANDIN_ETCD_IMAGE := micro-starter/etcd-standin:$(ETCD_VERSION)
+STANDIN_PROMETHEUS_IMAGE := micro-starter/prometheus-standin:debian
+STANDIN_JAEGER_IMAGE := micro-starter/jaeger-standin:$(JAEGER_VERSION)
+STANDIN_IMAGES := CONSUL_IMAGE=$(STANDIN_CONSUL_IMAGE) ETCD_IMAGE=$(STANDIN_ETCD_IMAGE) \
+	PROMETHEUS_IMAGE=$(STANDIN_PROMETHEUS_IMAGE) JAEGER_IMAGE=$(STANDIN_JAEGER_IMAGE)
 # Every image built here carries this label, so that the images a rebuild
 # replaced, and only those, can be pruned.
 IMAGE_LABEL := micro-starter.built-by=make
@@ -175,7 +206,9 @@ up: certs images ## start the stack in docker-compose (certificates and secrets 
 	$(COMPOSE) up -d --remove-orphans $(if $(USERS),--scale user=$(USERS))
 	@scripts/compose-wait.sh $(COMPOSE_PROJECT)
 	@echo "gateway: curl --cacert certs/ca.crt 'https://127.0.0.1:$${GATEWAY_PORT:-8080}/hello?user_id=ada'"
-	@echo "Consul UI: http://127.0.0.1:$${CONSUL_PORT:-8500}/ui (token: certs/consul-management.token)  registry: $${REGISTRY:-consul}"
+	@echo "Consul UI: http://127.0.0.1:$${CONSUL_PORT:-8500}/ui (token: certs/consul-management.token)  registry: $${REGISTRY:-consul}$(if $(PROFILE), ($(PROFILE)))"
+	@echo "Prometheus: http://127.0.0.1:$${PROMETHEUS_PORT:-9090}/targets (every instance, found through the registry)"
+	@echo "Jaeger query API: http://127.0.0.1:$${JAEGER_PORT:-16686}/api/traces?service=gateway"
 
 .PHONY: down
 down: ## stop the compose stack and remove its containers, networks and anonymous volumes
@@ -190,18 +223,25 @@ ps: ## list the compose stack's containers and their health
 	$(COMPOSE) ps
 
 .PHONY: standins
-standins: $(BIN)/consul $(BIN)/etcd $(BIN)/etcdctl ## build stand-ins for the Consul and etcd images from bin/
-	@rm -rf $(BIN)/standin && mkdir -p $(BIN)/standin/consul/tmp $(BIN)/standin/etcd/tmp
-	@chmod 1777 $(BIN)/standin/consul/tmp $(BIN)/standin/etcd/tmp
-	@ln -f $(BIN)/consul $(BIN)/standin/consul/ && ln -f $(BIN)/etcd $(BIN)/etcdctl $(BIN)/standin/etcd/
+standins: $(BIN)/consul $(BIN)/etcd $(BIN)/etcdctl $(BIN)/jaeger prometheus ## build stand-ins for the Consul, etcd, Prometheus and Jaeger images from bin/ and Debian's prometheus
+	@rm -rf $(BIN)/standin && mkdir -p $(BIN)/standin/consul/tmp $(BIN)/standin/etcd/tmp $(BIN)/standin/jaeger/tmp \
+		$(BIN)/standin/prometheus/root/bin $(BIN)/standin/prometheus/root/prometheus
+	@chmod 1777 $(BIN)/standin/consul/tmp $(BIN)/standin/etcd/tmp $(BIN)/standin/jaeger/tmp $(BIN)/standin/prometheus/root/prometheus
+	@ln -f $(BIN)/consul $(BIN)/standin/consul/ && ln -f $(BIN)/etcd $(BIN)/etcdctl $(BIN)/standin/etcd/ && ln -f $(BIN)/jaeger $(BIN)/standin/jaeger/
+	@# Debian's prometheus and promtool are linked against glibc: copied
+	@# with the libraries ldd lists, at their paths.
+	@cp "$$(command -v prometheus)" "$$(command -v promtool)" $(BIN)/standin/prometheus/root/bin/
+	@ldd $(BIN)/standin/prometheus/root/bin/* | awk '$$2 == "=>" && $$3 ~ /^\// {print $$3} $$1 ~ /^\// && $$1 !~ /:$$/ {print $$1}' | \
+		sort -u | xargs -I{} cp --parents -L {} $(BIN)/standin/prometheus/root/
 	docker build -q --label $(IMAGE_LABEL) -t $(STANDIN_CONSUL_IMAGE) -f e2e/testdata/consul.Dockerfile $(BIN)/standin/consul >/dev/null
 	docker build -q --label $(IMAGE_LABEL) -t $(STANDIN_ETCD_IMAGE) -f e2e/testdata/etcd.Dockerfile $(BIN)/standin/etcd >/dev/null
+	docker build -q --label $(IMAGE_LABEL) -t $(STANDIN_PROMETHEUS_IMAGE) -f e2e/testdata/prometheus.Dockerfile $(BIN)/standin/prometheus >/dev/null
+	docker build -q --label $(IMAGE_LABEL) -t $(STANDIN_JAEGER_IMAGE) -f e2e/testdata/jaeger.Dockerfile $(BIN)/standin/jaeger >/dev/null
 	@docker image prune -f --filter label=$(IMAGE_LABEL) >/dev/null
 
 .PHONY: test-e2e
 test-e2e: certs images standins ## run the compose stack end to end with Consul and with etcd (needs Docker)
-	CONSUL_IMAGE=$(STANDIN_CONSUL_IMAGE) ETCD_IMAGE=$(STANDIN_ETCD_IMAGE) \
-		go test -tags e2e -race -count=1 $(TEST_FLAGS) ./e2e/
+	$(STANDIN_IMAGES) go test -tags e2e -race -count=1 $(TEST_FLAGS) ./e2e/
 
 # bench/plain: the same services with plain go-micro, the comparison that
 # make chaos and make bench measure the starter against (not a product).
@@ -237,8 +277,11 @@ bench: build tools $(BIN)/benchstat ## benchmarks and gateway load against Consu
 	@echo "load average at end: $$(cat /proc/loadavg)"
 
 .PHONY: bench-smoke
-bench-smoke: tools ## run every benchmark once (-benchtime=1x) so they cannot rot; figures are not checked
+bench-smoke: tools ## run every benchmark once (-benchtime=1x) and every bench/load stack for one short round, so they cannot rot; figures are not checked
 	PATH="$(BIN):$$PATH" go test -count=1 -run='^$$' -bench=. -benchtime=1x $(TEST_FLAGS) ./bench/perf/ ./pkg/wrappers/
+	@# bench/load's tests (in make test too): every stack (bare net/http, bare gRPC, plain go-micro,
+	@# ours and its metrics and tracing variants) one 0.3 s round against etcd, each hop measured.
+	PATH="$(BIN):$$PATH" go test -count=1 $(TEST_FLAGS) ./bench/load/ ./bench/grpcbare/
 
 # Registry scaling (bench/scale; docs/scaling.md): Consul and etcd on
 # loopback with up to 50 registered instances and 20 watching callers:

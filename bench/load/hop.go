@@ -40,6 +40,7 @@ func hop(role, listen, next string) error {
 	}
 	fail := func(w http.ResponseWriter, err error) { http.Error(w, err.Error(), http.StatusBadGateway) }
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metrics", statsHandler) // allocations, for bench/load's per-hop table
 	switch role {
 	case "user":
 		mux.HandleFunc("GET /user", func(w http.ResponseWriter, r *http.Request) {

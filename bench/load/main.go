@@ -1,18 +1,29 @@
 // Command load measures gateway HTTP -> hello -> user on this machine, on
 // loopback, against real Consul and etcd: requests per second and latency at
-// full speed for three stacks side by side in one run, interleaved round by
-// round so that load from elsewhere hits all of them alike:
+// full speed for several stacks side by side in one run, interleaved round
+// by round so that load from elsewhere hits all of them alike:
 //
 //   - bare:  the same three hops as plain net/http processes with fixed
 //     addresses (this binary, `load hop`), the practical ceiling;
+//   - grpc:  the same three hops as bare grpc-go (bench/grpcbare: an HTTP
+//     front, then gRPC with generated stubs and fixed addresses; `load
+//     grpchop`), the ceiling for the transport the services use;
 //   - plain: the same services written with plain go-micro (bench/plain,
 //     built into <bin>/plain/: go build -o bin/plain/ ./bench/plain/...);
-//   - ours:  our services as shipped (the wrapper chain).
+//   - ours:  our services as shipped: metrics on, traces exported over
+//     OTLP/HTTP at the default --trace_sample_ratio (0.1);
+//   - ours-nometrics, ours-notracing, ours-trace100: the same with
+//     --metrics_address off, with no --otlp_endpoint, with every request
+//     traced: what metrics and tracing cost (issue 15).
 //
-// Each service stack is gateway, hello and two user instances with its own
-// registry server. It also measures the time from a new user instance's
-// registration to its first call while load runs, the idle RSS of each
-// service, and (with -soak) the RSS after a long moderate load.
+// Traces go to a receiver of their own (-otlp): `load sink`, which reads
+// and discards them, or Jaeger (bin/jaeger). Each service stack is
+// gateway, hello and two user instances with its own registry server.
+// Besides req/s and latency it reports, per request and per hop, the CPU
+// each process used (/proc/<pid>/stat) and the heap allocations it made
+// (go_memstats_mallocs_total). It also measures the time from a new user
+// instance's registration to its first call while load runs, the idle RSS
+// of each service, and (with -soak) the RSS after a long moderate load.
 //
 //	go run ./bench/load -bin bin -registries consul,etcd -rounds 3 -duration 10s
 package main
@@ -24,6 +35,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -34,26 +46,23 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/example/micro-starter/bench/grpcbare"
 	"github.com/example/micro-starter/internal/stack"
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "hop" {
-		fs := flag.NewFlagSet("hop", flag.ExitOnError)
-		role := fs.String("role", "", "gateway, hello or user")
-		listen := fs.String("listen", "", "host:port")
-		next := fs.String("next", "", "http://host:port of the next hop")
-		_ = fs.Parse(os.Args[2:])
-		if err := hop(*role, *listen, *next); err != nil {
-			fmt.Fprintln(os.Stderr, "hop:", err)
+	if len(os.Args) > 1 && slices.Contains([]string{"hop", "grpchop", "sink"}, os.Args[1]) {
+		if err := subcommand(os.Args[1], os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, os.Args[1]+":", err)
 			os.Exit(1)
 		}
 		return
 	}
-	var o options
+	o := options{out: os.Stdout, settle: 3 * time.Second}
 	flag.StringVar(&o.bin, "bin", "bin", "directory with the user, hello and gateway binaries (bench/plain's in its plain/)")
 	flag.StringVar(&o.registries, "registries", "consul,etcd", "registries to measure with")
-	flag.StringVar(&o.stacks, "stacks", "bare,plain,ours", "stacks to measure at full speed")
+	flag.StringVar(&o.stacks, "stacks", strings.Join(allStacks, ","), "stacks to measure at full speed")
+	flag.StringVar(&o.otlp, "otlp", "sink", "where traced stacks send traces: sink (read and discarded by `load sink`) or jaeger (bin/jaeger on PATH)")
 	flag.IntVar(&o.conns, "conns", 64, "concurrent keep-alive HTTP clients")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each full-speed run")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every stack once, in rotating order")
@@ -79,11 +88,58 @@ func main() {
 	}
 }
 
+// subcommand runs one process of a bare chain, or the OTLP sink.
+func subcommand(name string, args []string) error {
+	fs := flag.NewFlagSet(name, flag.ExitOnError)
+	role := fs.String("role", "", "gateway, hello or user")
+	listen := fs.String("listen", "", "host:port")
+	next := fs.String("next", "", "the next hop: http://host:port (hop), host:port (grpchop)")
+	stats := fs.String("stats", "", "grpchop: host:port to serve GET /metrics (allocations) on")
+	_ = fs.Parse(args)
+	switch name {
+	case "hop":
+		return hop(*role, *listen, *next)
+	case "sink":
+		return sink(*listen)
+	}
+	if err := serveStats(*stats); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	return grpcbare.Serve(context.Background(), *role, ln, *next)
+}
+
+// allStacks is every stack, in the order tables list them.
+var allStacks = []string{"bare", "grpc", "plain", "ours", "ours-nometrics", "ours-notracing", "ours-trace100"}
+
+// oursArgs are the flags that make a variant of ours, given the receiver's
+// OTLP/HTTP URL; traced: it exports traces.
+func oursArgs(mode, otlp string) (args []string, traced bool, err error) {
+	switch mode {
+	case "ours", "ours-nometrics":
+		args = []string{"--otlp_endpoint", otlp} // at the default sample ratio
+		if mode == "ours-nometrics" {
+			args = append(args, "--metrics_address", "off")
+		}
+		return args, true, nil
+	case "ours-trace100":
+		return []string{"--otlp_endpoint", otlp, "--trace_sample_ratio", "1"}, true, nil
+	case "ours-notracing":
+		return nil, false, nil
+	}
+	return nil, false, fmt.Errorf("unknown stack %q (want one of %s)", mode, strings.Join(allStacks, ", "))
+}
+
 type options struct {
-	bin, registries, stacks string
-	conns, rounds, rate     int
-	duration, soak          time.Duration
-	join                    bool
+	bin, registries, stacks, otlp string
+	conns, rounds, rate           int
+	duration, soak                time.Duration
+	join                          bool
+	settle                        time.Duration // before idle RSS is read
+	out                           io.Writer     // the report
 }
 
 // svcStack is one gateway URL and the processes behind it.
@@ -94,12 +150,19 @@ type svcStack struct {
 	procs []*stack.Proc
 	args  []string // common service flags, to start more instances
 	dir   string
+	// metrics is each process's Prometheus page, where it has one.
+	metrics map[*stack.Proc]string
+	traced  bool // sends traces to the receiver
 }
 
+// stop stops every process at once (each of ours drains for 2 s), then
+// the registry.
 func (s *svcStack) stop() {
-	for i := len(s.procs) - 1; i >= 0; i-- {
-		s.procs[i].Stop(10 * time.Second)
+	var wg sync.WaitGroup
+	for _, p := range s.procs {
+		wg.Go(func() { p.Stop(10 * time.Second) })
 	}
+	wg.Wait()
 	if s.reg != nil {
 		s.reg.Stop()
 	}
@@ -123,7 +186,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("# load: %s, %d conns, %d rounds of %v, logs in %s\n\n", time.Now().Format(time.RFC3339), o.conns, o.rounds, o.duration, dir)
+	fmt.Fprintf(o.out, "# load: %s, %d conns, %d rounds of %v, logs in %s\n\n", time.Now().Format(time.RFC3339), o.conns, o.rounds, o.duration, dir)
 	for _, regName := range strings.Split(o.registries, ",") {
 		if err := runRegistry(o, bin, dir, regName); err != nil {
 			return fmt.Errorf("%s: %w", regName, err)
@@ -139,17 +202,31 @@ func runRegistry(o options, bin, dir, regName string) error {
 	}
 	var stacks []*svcStack
 	defer func() {
+		// At once: each of ours drains for 2 s when stopped.
+		var wg sync.WaitGroup
 		for _, s := range stacks {
-			s.stop()
+			wg.Go(s.stop)
 		}
+		wg.Wait()
 	}()
+	var rcv *receiver
+	for _, name := range strings.Split(o.stacks, ",") {
+		if _, traced, _ := oursArgs(name, ""); traced && rcv == nil {
+			var err error
+			if rcv, err = startReceiver(dir, o.otlp); err != nil {
+				return fmt.Errorf("start the OTLP receiver: %w", err)
+			}
+			defer rcv.Stop(10 * time.Second)
+		}
+	}
 	for _, name := range strings.Split(o.stacks, ",") {
 		var s *svcStack
 		var err error
-		if name == "bare" {
-			s, err = startBare(filepath.Join(dir, name))
-		} else {
-			s, err = startServices(filepath.Join(dir, name), bin, regName, name)
+		switch name {
+		case "bare", "grpc":
+			s, err = startBare(filepath.Join(dir, name), name)
+		default:
+			s, err = startServices(filepath.Join(dir, name), bin, regName, name, rcv)
 		}
 		if s != nil {
 			stacks = append(stacks, s)
@@ -164,12 +241,12 @@ func runRegistry(o options, bin, dir, regName string) error {
 			versions = s.reg.Name + " " + s.reg.Version
 		}
 	}
-	fmt.Printf("## %s (%s)\n\n", regName, versions)
+	fmt.Fprintf(o.out, "## %s (%s)\n\n", regName, versions)
 
-	time.Sleep(3 * time.Second) // settle: idle RSS
-	fmt.Println("Idle RSS (MiB), 3 s after ready:")
-	fmt.Println()
-	fmt.Println("| stack | process | RSS MiB |\n| --- | --- | --- |")
+	time.Sleep(o.settle) // idle RSS, once start-up is over
+	fmt.Fprintf(o.out, "Idle RSS (MiB), %v after ready:\n", o.settle)
+	fmt.Fprintln(o.out)
+	fmt.Fprintln(o.out, "| stack | process | RSS MiB |\n| --- | --- | --- |")
 	idle := map[*stack.Proc]int64{}
 	for _, s := range stacks {
 		for _, p := range s.procs {
@@ -178,21 +255,26 @@ func runRegistry(o options, bin, dir, regName string) error {
 				return err
 			}
 			idle[p] = rss
-			fmt.Printf("| %s | %s | %.1f |\n", s.name, p.Name, float64(rss)/(1<<20))
+			fmt.Fprintf(o.out, "| %s | %s | %.1f |\n", s.name, p.Name, float64(rss)/(1<<20))
 		}
 	}
-	fmt.Println()
+	fmt.Fprintln(o.out)
 
+	if rcv != nil {
+		fmt.Fprintf(o.out, "Traces of the traced stacks go to %s (%s).\n\n", rcv.Name, rcv.url)
+	}
 	if o.rounds > 0 {
-		fullSpeed(stacks, o)
+		fullSpeed(stacks, rcv, o)
 	}
 
 	for _, s := range stacks {
-		if s.reg == nil || !o.join {
+		// The variants of ours differ in instrumentation, not in how an
+		// instance joins.
+		if s.reg == nil || !o.join || strings.HasPrefix(s.name, "ours-") {
 			continue
 		}
-		if err := joinUnderLoad(s, o.conns); err != nil {
-			fmt.Printf("join (%s): %v\n\n", s.name, err)
+		if err := joinUnderLoad(s, o); err != nil {
+			fmt.Fprintf(o.out, "join (%s): %v\n\n", s.name, err)
 		}
 	}
 
@@ -216,7 +298,9 @@ func median(rs []result, f func(result) float64) float64 {
 	return v[len(v)/2]
 }
 
-func startBare(dir string) (*svcStack, error) {
+// startBare starts a bare chain: name "bare" (net/http hops) or "grpc"
+// (bench/grpcbare), each process this binary.
+func startBare(dir, name string) (*svcStack, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -224,29 +308,101 @@ func startBare(dir string) (*svcStack, error) {
 	if err != nil {
 		return nil, err
 	}
-	ports, err := stack.FreePorts(3)
+	ports, err := stack.FreePorts(6)
 	if err != nil {
 		return nil, err
 	}
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
-	s := &svcStack{name: "bare", url: "http://" + addr(0)}
+	s := &svcStack{name: name, url: "http://" + addr(0), metrics: map[*stack.Proc]string{}}
 	for _, h := range []struct {
 		role string
-		i    int
-		next string
-	}{{"user", 2, ""}, {"hello", 1, "http://" + addr(2)}, {"gateway", 0, "http://" + addr(1)}} {
-		p, err := stack.Start(dir, h.role, self, "hop", "-role", h.role, "-listen", addr(h.i), "-next", h.next)
+		i    int // its address; i+3 its stats (grpc)
+		next int // the next hop's address; -1: none
+	}{{"user", 2, -1}, {"hello", 1, 2}, {"gateway", 0, 1}} {
+		args := []string{"-role", h.role, "-listen", addr(h.i)}
+		metrics := "http://" + addr(h.i) + "/metrics"
+		if name == "grpc" {
+			args = append([]string{"grpchop"}, append(args, "-stats", addr(h.i+3))...)
+			if h.next >= 0 {
+				args = append(args, "-next", addr(h.next))
+			}
+			metrics = "http://" + addr(h.i+3) + "/metrics"
+		} else {
+			args = append([]string{"hop"}, args...)
+			if h.next >= 0 {
+				args = append(args, "-next", "http://"+addr(h.next))
+			}
+		}
+		p, err := stack.Start(dir, h.role, self, args...)
 		if err != nil {
 			return s, err
 		}
 		s.procs = append(s.procs, p)
+		s.metrics[p] = metrics
 	}
 	return s, waitReady(s)
 }
 
+// receiver takes the traced stacks' traces: `load sink` or Jaeger.
+type receiver struct {
+	*stack.Proc
+	url     string // OTLP/HTTP base URL
+	stats   string // the sink's GET /stats; "" for Jaeger
+	metrics string // its go_memstats_mallocs_total page
+}
+
+func startReceiver(dir, kind string) (*receiver, error) {
+	switch kind {
+	case "sink":
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		ports, err := stack.FreePorts(1)
+		if err != nil {
+			return nil, err
+		}
+		base := "http://127.0.0.1:" + strconv.Itoa(ports[0])
+		p, err := stack.Start(dir, "otlp-sink", self, "sink", "-listen", "127.0.0.1:"+strconv.Itoa(ports[0]))
+		if err != nil {
+			return nil, err
+		}
+		r := &receiver{Proc: p, url: base, stats: base, metrics: base + "/metrics"}
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if _, _, err = sinkStats(base); err == nil {
+				return r, nil
+			}
+			if p.Exited() || time.Now().After(deadline) {
+				p.Stop(time.Second)
+				return nil, fmt.Errorf("sink not answering: %w", err)
+			}
+		}
+	case "jaeger":
+		j, err := stack.StartJaeger(dir)
+		if err != nil {
+			return nil, err
+		}
+		return &receiver{Proc: j.Proc, url: j.OTLP}, nil
+	}
+	return nil, fmt.Errorf("-otlp %q: want sink or jaeger", kind)
+}
+
 // startServices starts a registry server, two user instances, hello and
-// gateway: ours from bin, or (mode "plain") bench/plain's from bin/plain.
-func startServices(dir, bin, regName, mode string) (*svcStack, error) {
+// gateway: ours from bin (mode "ours" or a variant, tracing to rcv), or
+// (mode "plain") bench/plain's from bin/plain.
+func startServices(dir, bin, regName, mode string, rcv *receiver) (*svcStack, error) {
+	var variant []string
+	var traced bool
+	if mode != "plain" {
+		var otlp string
+		if rcv != nil {
+			otlp = rcv.url
+		}
+		var err error
+		if variant, traced, err = oursArgs(mode, otlp); err != nil {
+			return nil, err
+		}
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -261,16 +417,23 @@ func startServices(dir, bin, regName, mode string) (*svcStack, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &svcStack{name: mode, reg: reg, dir: dir}
-	s.args = []string{"--registry", regName, "--registry_address", reg.Addr, "--server_address", "127.0.0.1:0"}
-	ports, err := stack.FreePorts(1)
+	s := &svcStack{name: mode, reg: reg, dir: dir, metrics: map[*stack.Proc]string{}, traced: traced}
+	s.args = append([]string{"--registry", regName, "--registry_address", reg.Addr, "--server_address", "127.0.0.1:0"}, variant...)
+	ports, err := stack.FreePorts(5)
 	if err != nil {
 		return s, err
 	}
 	gw := "127.0.0.1:" + strconv.Itoa(ports[0])
 	s.url = "http://" + gw
-	for _, p := range []struct{ name, svc string }{{"user-1", "user"}, {"user-2", "user"}, {"hello", "hello"}, {"gateway", "gateway"}} {
+	for i, p := range []struct{ name, svc string }{{"user-1", "user"}, {"user-2", "user"}, {"hello", "hello"}, {"gateway", "gateway"}} {
 		args := s.args
+		// A fixed metrics port, to read allocations from; none with
+		// metrics off, and plain go-micro serves none.
+		var metrics string
+		if mode != "plain" && !slices.Contains(variant, "off") {
+			metrics = "127.0.0.1:" + strconv.Itoa(ports[i+1])
+			args = append(slices.Clone(args), "--metrics_address", metrics)
+		}
 		if p.svc == "gateway" {
 			args = append(slices.Clone(args), "--http_address", gw)
 			if mode != "plain" {
@@ -285,6 +448,9 @@ func startServices(dir, bin, regName, mode string) (*svcStack, error) {
 			return s, err
 		}
 		s.procs = append(s.procs, pr)
+		if metrics != "" {
+			s.metrics[pr] = "http://" + metrics + "/metrics"
+		}
 	}
 	return s, waitReady(s)
 }
@@ -315,6 +481,7 @@ func waitReady(s *svcStack) error {
 }
 
 type result struct {
+	n        int64 // requests answered 200
 	rps      float64
 	p50, p99 time.Duration
 	errors   int64
@@ -390,7 +557,7 @@ func drive(base string, conns int, d time.Duration, rate int, seen func([]byte))
 	wg.Wait()
 	el := time.Since(start)
 	slices.Sort(lat)
-	r := result{rps: float64(len(lat)) / el.Seconds(), errors: errs.Load()}
+	r := result{n: int64(len(lat)), rps: float64(len(lat)) / el.Seconds(), errors: errs.Load()}
 	if e, ok := firstErr.Load().(string); ok {
 		r.firstErr = "(" + e + ")"
 	}
@@ -404,7 +571,8 @@ func drive(base string, conns int, d time.Duration, rate int, seen func([]byte))
 // joinUnderLoad starts a third user instance while the stack is under full
 // load, and reports when the registry first lists it and when a response
 // first names it.
-func joinUnderLoad(s *svcStack, conns int) error {
+func joinUnderLoad(s *svcStack, o options) error {
+	conns := o.conns
 	known, err := s.reg.IDs("user")
 	if err != nil {
 		return err
@@ -457,40 +625,49 @@ func joinUnderLoad(s *svcStack, conns int) error {
 		return fmt.Errorf("%s registered %v after start but answered no call within the run", newID, registered.Sub(started).Round(time.Millisecond))
 	}
 	first := v.(time.Time)
-	fmt.Printf("Join (%s): new user instance registered %v after its process started; first call answered by it %v after registration (registry polled every 2 ms) — under full load: %.0f req/s, %d errors; load avg %s -> %s\n\n",
+	fmt.Fprintf(o.out, "Join (%s): new user instance registered %v after its process started; first call answered by it %v after registration (registry polled every 2 ms) — under full load: %.0f req/s, %d errors; load avg %s -> %s\n\n",
 		s.name, registered.Sub(started).Round(time.Millisecond), first.Sub(registered).Round(time.Millisecond), res.rps, res.errors, before, loadavg())
 	return nil
 }
 
 // fullSpeed drives each stack as fast as o.conns clients can, o.rounds
-// times, rotating the order every round.
-func fullSpeed(stacks []*svcStack, o options) {
-	fmt.Printf("Full speed, %d keep-alive clients, GET /hello?user_id=ada, %v per run:\n\n", o.conns, o.duration)
-	fmt.Println("| round | stack | req/s | p50 ms | p99 ms | errors | load avg before | load avg after |\n| --- | --- | --- | --- | --- | --- | --- | --- |")
+// times, rotating the order every round, and measures what each process
+// used per request (usage.go).
+func fullSpeed(stacks []*svcStack, rcv *receiver, o options) {
+	fmt.Fprintf(o.out, "Full speed, %d keep-alive clients, GET /hello?user_id=ada, %v per run:\n\n", o.conns, o.duration)
+	fmt.Fprintln(o.out, "| round | stack | req/s | p50 ms | p99 ms | errors | load avg before | load avg after |\n| --- | --- | --- | --- | --- | --- | --- | --- |")
 	all := map[string][]result{}
+	used := map[string]*usage{}
+	for _, s := range stacks {
+		used[s.name] = newUsage()
+	}
 	for r := range o.rounds {
 		for i := range stacks {
 			s := stacks[(i+r)%len(stacks)]
 			before := loadavg()
+			start := s.snapshot(rcv)
 			res := drive(s.url, o.conns, o.duration, 0, nil)
+			used[s.name].add(start, s.snapshot(rcv), res.n)
 			all[s.name] = append(all[s.name], res)
-			fmt.Printf("| %d | %s | %.0f | %.2f | %.2f | %d %s | %s | %s |\n", r+1, s.name, res.rps, ms(res.p50), ms(res.p99), res.errors, res.firstErr, before, loadavg())
+			fmt.Fprintf(o.out, "| %d | %s | %.0f | %.2f | %.2f | %d %s | %s | %s |\n", r+1, s.name, res.rps, ms(res.p50), ms(res.p99), res.errors, res.firstErr, before, loadavg())
 		}
 	}
-	fmt.Println()
-	fmt.Println("| stack | median req/s | median p50 ms | median p99 ms | errors |\n| --- | --- | --- | --- | --- |")
+	fmt.Fprintln(o.out)
+	fmt.Fprintln(o.out, "| stack | median req/s | median p50 ms | median p99 ms | errors |\n| --- | --- | --- | --- | --- |")
 	for _, s := range stacks {
 		rs := all[s.name]
 		var errs int64
 		for _, r := range rs {
 			errs += r.errors
 		}
-		fmt.Printf("| %s | %.0f | %.2f | %.2f | %d |\n", s.name,
+		fmt.Fprintf(o.out, "| %s | %.0f | %.2f | %.2f | %d |\n", s.name,
 			median(rs, func(r result) float64 { return r.rps }),
 			median(rs, func(r result) float64 { return ms(r.p50) }),
 			median(rs, func(r result) float64 { return ms(r.p99) }), errs)
 	}
-	fmt.Println()
+	fmt.Fprintln(o.out)
+	printUsage(o.out, stacks, used)
+	printCost(o.out, stacks, all, used)
 }
 
 // soak loads every stack at once, each at o.rate with 8 clients, for
@@ -536,16 +713,16 @@ func soak(stacks []*svcStack, idle map[*stack.Proc]int64, o options) error {
 	growth := func(from, to int64) string { return fmt.Sprintf("%+.1f %%", 100*float64(to-from)/float64(from)) }
 	for i, s := range stacks {
 		r := results[i]
-		fmt.Printf("Soak (%s): %v at %d req/s target, 8 clients: %.0f req/s, p50 %.2f ms, p99 %.2f ms, %d errors %s; load avg %s -> %s\n\n",
+		fmt.Fprintf(o.out, "Soak (%s): %v at %d req/s target, 8 clients: %.0f req/s, p50 %.2f ms, p99 %.2f ms, %d errors %s; load avg %s -> %s\n\n",
 			s.name, o.soak, o.rate, r.rps, ms(r.p50), ms(r.p99), r.errors, r.firstErr, before, after)
-		fmt.Println("| minute | " + procNames(s) + " |")
-		fmt.Println("| --- |" + strings.Repeat(" --- |", len(s.procs)))
+		fmt.Fprintln(o.out, "| minute | "+procNames(s)+" |")
+		fmt.Fprintln(o.out, "| --- |"+strings.Repeat(" --- |", len(s.procs)))
 		row := func(label string, cell func(p *stack.Proc) string) {
 			cells := []string{label}
 			for _, p := range s.procs {
 				cells = append(cells, cell(p))
 			}
-			fmt.Println("| " + strings.Join(cells, " | ") + " |")
+			fmt.Fprintln(o.out, "| "+strings.Join(cells, " | ")+" |")
 		}
 		row("idle", func(p *stack.Proc) string { return mib(idle[p]) })
 		for m := range samples[s.procs[0]] {
@@ -562,7 +739,7 @@ func soak(stacks []*svcStack, idle map[*stack.Proc]int64, o options) error {
 			last := len(ss) - 1
 			row("minute 10 -> end", func(p *stack.Proc) string { return growth(samples[p][9], samples[p][last]) })
 		}
-		fmt.Println()
+		fmt.Fprintln(o.out)
 	}
 	return nil
 }

@@ -154,8 +154,10 @@ func TestRegistryPausedLosesNoCall(t *testing.T) {
 		if err := leaving.Wait(10 * time.Second); err != nil {
 			t.Errorf("user-3, stopped during the outage: %v, want exit status 0", err)
 		}
-		// The outage lasts past the register TTL, so that both registries
-		// come back having expired every instance; calls go on meanwhile.
+		// The outage lasts past the register TTL, so that etcd comes back
+		// having expired every instance (and Consul would have, with the
+		// TTL check it no longer has: TestConsulStallExpiresNoLiveInstance);
+		// calls go on meanwhile.
 		for time.Since(paused) < registerTTL+2*time.Second {
 			l.waitForSuccesses(t, 50)
 		}

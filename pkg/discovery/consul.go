@@ -11,6 +11,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -61,10 +62,21 @@ func httpCheckPort(o registry.RegisterOptions) (int, bool) {
 //
 // The plugin takes one check per instance: a TTL check, or a TCP or HTTP
 // check instead, and with a TTL and a second check every re-registration
-// fails ("does not have associated TTL"). Here an instance has its TTL
-// check, passed by each re-registration (an instance whose registration
-// loop died still expires), and, with HTTPCheck, the HTTP check Consul
-// runs (an instance that hangs is critical within seconds).
+// fails ("does not have associated TTL"). Here an instance has, with
+// HTTPCheck, the HTTP check Consul runs (an instance that crashes or hangs
+// is critical within seconds), and without it a TTL check that each
+// re-registration passes.
+//
+// Not both: a TTL check is timed by the agent's clock, so an agent that
+// stalls (paused, a VM frozen) for longer than the TTL finds every TTL
+// check expired when it resumes and marks every instance critical until
+// their refreshes, queued meanwhile, reach it tens of milliseconds later.
+// Measured after a 12 s SIGSTOP of Consul: for about 50 ms the only instance
+// it listed as passing was one stopped during the pause (its TTL was the
+// last to expire and its deregistration was still queued), and callers
+// whose watch delivered that list failed every attempt on it. An HTTP
+// check is run by the agent after it resumes, against the instance as it
+// is then.
 //
 // Its client is the one consulConfig builds for the plugin: the same
 // address, token and TLS.
@@ -124,12 +136,28 @@ func (r *consulRegistration) Register(s *registry.Service, opts ...registry.Regi
 	r.mu.Lock()
 	same := r.sent[node.Id] == string(sent)
 	r.mu.Unlock()
-	if same && o.TTL > 0 {
-		// Fails if the agent no longer knows the instance (restarted, or
-		// removed it after a minute critical): then register it again.
-		if err := agent.UpdateTTL(ttlCheckID(node.Id), "", api.HealthPassing); err == nil {
+	ttlCheck := hasTTLCheck(o)
+	if same {
+		// Unchanged: the refresh is passing the TTL check, or with none,
+		// asking the agent whether it still knows the instance.
+		var err error
+		if ttlCheck {
+			err = agent.UpdateTTL(ttlCheckID(node.Id), "", api.HealthPassing)
+		} else {
+			_, _, err = agent.Service(node.Id, nil)
+		}
+		if err == nil {
 			return nil
 		}
+		if !agentAnswered(err) {
+			// No answer: the agent may be paused with this request queued.
+			// A full registration would be queued too and could be applied
+			// after a deregistration sent later, listing an instance that
+			// has stopped; the next interval tries again.
+			return err
+		}
+		// The agent does not know the instance (restarted, removed it after
+		// a minute critical, or another agent took over): register again.
 	}
 	if err := agent.ServiceRegister(reg); err != nil {
 		return err
@@ -137,10 +165,23 @@ func (r *consulRegistration) Register(s *registry.Service, opts ...registry.Regi
 	r.mu.Lock()
 	r.sent[node.Id] = string(sent)
 	r.mu.Unlock()
-	if o.TTL > 0 {
+	if ttlCheck {
 		return agent.UpdateTTL(ttlCheckID(node.Id), "", api.HealthPassing)
 	}
 	return nil
+}
+
+// agentAnswered reports whether err is the agent's answer (an HTTP status),
+// as opposed to no answer at all.
+func agentAnswered(err error) bool {
+	return strings.Contains(err.Error(), "Unexpected response code")
+}
+
+// hasTTLCheck reports whether an instance registered with o has a TTL
+// check: only if it has no HTTP check (see consulService).
+func hasTTLCheck(o registry.RegisterOptions) bool {
+	_, probed := httpCheckPort(o)
+	return o.TTL > 0 && !probed
 }
 
 func (r *consulRegistration) Deregister(s *registry.Service, _ ...registry.DeregisterOption) error {
@@ -172,7 +213,7 @@ func consulService(s *registry.Service, node *registry.Node, o registry.Register
 		ID: node.Id, Name: s.Name, Address: host, Port: port, Meta: node.Metadata,
 		Tags: consulTags(s, node),
 	}
-	if o.TTL > 0 {
+	if hasTTLCheck(o) {
 		reg.Checks = append(reg.Checks, &api.AgentServiceCheck{
 			CheckID: ttlCheckID(node.Id), Name: "re-registration",
 			TTL:                            o.TTL.String(),

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	grpcserver "github.com/go-micro/plugins/v4/server/grpc"
 	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
@@ -18,6 +17,7 @@ import (
 	"go-micro.dev/v4/server"
 
 	"github.com/example/micro-starter/internal/poll"
+	"github.com/example/micro-starter/pkg/service/rpcserver"
 )
 
 // Echo is the test service: it answers with its instance name, or with the
@@ -50,11 +50,12 @@ func (e *Echo) Call(ctx context.Context, req *EchoRequest, rsp *EchoResponse) er
 }
 
 // mustServe starts an Echo instance of service on loopback, registered in reg.
-// opts are added, such as grpcserver.AuthTLS.
+// opts are added, such as grpcserver.AuthTLS. The server is the one
+// services run (rpcserver).
 func mustServe(tb testing.TB, reg registry.Registry, service, instance string, opts ...server.Option) *Echo {
 	tb.Helper()
 	h := &Echo{instance: instance}
-	srv := grpcserver.NewServer(append([]server.Option{
+	srv := rpcserver.NewServer(append([]server.Option{
 		server.Name(service),
 		server.Id(instance),
 		server.Address("127.0.0.1:0"),

@@ -1,0 +1,400 @@
+// Package rpcserver is go-micro's gRPC server (server/grpc v1.2.0) with
+// unary calls dispatched by us: registration, TLS, listening, draining and
+// stopping stay the plugin's, and so does the wire format, so its clients
+// and ours call it as before.
+//
+// The plugin's dispatch pays for every request what only changes when a
+// handler is registered: it marshals the request it has just decoded a
+// second time (for server.Request.Read, which nothing here calls), builds
+// the method name with fmt, and chains the handler wrappers anew
+// (BenchmarkLayers, docs/performance.md). Here the method table, its names
+// and the wrapped handler are built once; a request costs its metadata,
+// its context, its decoding and the handler's reflective call.
+//
+// Streaming endpoints are not dispatched: a call to one fails as
+// Unimplemented. The services here have none.
+package rpcserver
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"reflect"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	grpcserver "github.com/go-micro/plugins/v4/server/grpc"
+	"go-micro.dev/v4/codec"
+	merrors "go-micro.dev/v4/errors"
+	"go-micro.dev/v4/logger"
+	meta "go-micro.dev/v4/metadata"
+	"go-micro.dev/v4/server"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
+	gmetadata "google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+)
+
+// NewServer is go-micro's gRPC server with opts, its unary calls
+// dispatched here. A grpcserver.Options among opts replaces the dispatch
+// (the plugin then dispatches, as before).
+func NewServer(opts ...server.Option) server.Server {
+	d := &dispatcher{services: map[string]map[string]*method{}}
+	inner := grpcserver.NewServer(append([]server.Option{grpcserver.Options(grpc.UnknownServiceHandler(d.handle))}, opts...)...)
+	d.server = inner
+	// The plugin's Stop waits for the requests counted here (server.Wait).
+	d.wg, _ = inner.Options().Context.Value("wait").(*sync.WaitGroup)
+	return &Server{Server: inner, d: d}
+}
+
+// Server is the plugin's server with Handle also registering in the
+// dispatch table.
+type Server struct {
+	server.Server
+	d *dispatcher
+}
+
+func (s *Server) Handle(h server.Handler) error {
+	if err := s.Server.Handle(h); err != nil {
+		return err
+	}
+	return s.d.register(h.Handler())
+}
+
+// Register and Deregister are the plugin's (pkg/service deregisters
+// before it drains).
+func (s *Server) Register() error {
+	r, ok := s.Server.(interface{ Register() error })
+	if !ok {
+		return fmt.Errorf("rpcserver: %s cannot register", s.Server)
+	}
+	return r.Register()
+}
+
+func (s *Server) Deregister() error {
+	d, ok := s.Server.(interface{ Deregister() error })
+	if !ok {
+		return fmt.Errorf("rpcserver: %s cannot deregister", s.Server)
+	}
+	return d.Deregister()
+}
+
+type dispatcher struct {
+	server server.Server
+	wg     *sync.WaitGroup
+
+	mu       sync.RWMutex
+	services map[string]map[string]*method // Go type name -> method name -> method
+	// wrapped is call inside the server's handler wrappers, built again
+	// when they change.
+	wrapped  server.HandlerFunc
+	wrappers []server.HandlerWrapper
+}
+
+// method is one unary endpoint of a registered handler.
+type method struct {
+	endpoint string // "UserService.Get", as the plugin names it
+	rcvr     reflect.Value
+	fn       reflect.Value
+	arg      reflect.Type // pointed-to type if argPtr
+	argPtr   bool
+	reply    reflect.Type // pointed-to type
+}
+
+var (
+	typeOfError   = reflect.TypeFor[error]()
+	typeOfContext = reflect.TypeFor[context.Context]()
+)
+
+// register adds the unary methods of rcvr as the plugin finds them
+// (func(ctx, *Req, *Rsp) error), under its type's name. The plugin has
+// already checked and registered rcvr.
+func (d *dispatcher) register(rcvr any) error {
+	v := reflect.ValueOf(rcvr)
+	name := reflect.Indirect(v).Type().Name()
+	methods := map[string]*method{}
+	t := v.Type()
+	for i := range t.NumMethod() {
+		m := t.Method(i)
+		mt := m.Type
+		if m.PkgPath != "" || mt.NumIn() != 4 || mt.NumOut() != 1 || mt.Out(0) != typeOfError ||
+			!mt.In(1).Implements(typeOfContext) || mt.In(3).Kind() != reflect.Pointer {
+			continue // a stream, or not an endpoint: the plugin decides
+		}
+		arg, argPtr := mt.In(2), false
+		if arg.Kind() == reflect.Pointer {
+			arg, argPtr = arg.Elem(), true
+		}
+		methods[m.Name] = &method{
+			endpoint: name + "." + m.Name,
+			rcvr:     v,
+			fn:       m.Func,
+			arg:      arg,
+			argPtr:   argPtr,
+			reply:    mt.In(3).Elem(),
+		}
+	}
+	d.mu.Lock()
+	d.services[name] = methods
+	d.mu.Unlock()
+	return nil
+}
+
+// lookup finds the method of a gRPC method name, "/pkg.Service/Method":
+// the plugin ignores the package part, and so does this.
+func (d *dispatcher) lookup(full string) (*method, string, string) {
+	if len(full) == 0 || full[0] != '/' {
+		return nil, "", ""
+	}
+	svc, name, ok := strings.Cut(full[1:], "/")
+	if !ok || svc == "" || name == "" || strings.IndexByte(name, '/') >= 0 {
+		return nil, "", ""
+	}
+	if i := strings.LastIndexByte(svc, '.'); i >= 0 {
+		svc = svc[i+1:]
+	}
+	d.mu.RLock()
+	m := d.services[svc][name]
+	d.mu.RUnlock()
+	return m, svc, name
+}
+
+// handler is the server's handler wrappers around call, built once for
+// each set of wrappers.
+func (d *dispatcher) handler() server.HandlerFunc {
+	ws := d.server.Options().HdlrWrappers
+	d.mu.RLock()
+	h, same := d.wrapped, d.wrapped != nil && sameWrappers(d.wrappers, ws)
+	d.mu.RUnlock()
+	if same {
+		return h
+	}
+	h = call
+	for i := len(ws) - 1; i >= 0; i-- {
+		h = ws[i](h)
+	}
+	d.mu.Lock()
+	d.wrapped, d.wrappers = h, ws
+	d.mu.Unlock()
+	return h
+}
+
+func sameWrappers(a, b []server.HandlerWrapper) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// handle serves one call: the plugin's handler and processRequest, less
+// what they redo per request.
+func (d *dispatcher) handle(_ any, stream grpc.ServerStream) error {
+	if d.wg != nil {
+		d.wg.Add(1)
+		defer d.wg.Done()
+	}
+	full, ok := grpc.MethodFromServerStream(stream)
+	if !ok {
+		return status.Errorf(codes.Internal, "method does not exist in context")
+	}
+	m, svc, name := d.lookup(full)
+	if m == nil {
+		if svc == "" {
+			return status.Errorf(codes.InvalidArgument, "malformed method name: %q", full)
+		}
+		return status.Errorf(codes.Unimplemented, "unknown service %s.%s", svc, name)
+	}
+
+	// The metadata as go-micro's: one value per key, the plugin's own
+	// headers removed, the caller's address as Remote.
+	sctx := stream.Context()
+	gmd, _ := gmetadata.FromIncomingContext(sctx)
+	md := make(meta.Metadata, len(gmd)+1)
+	ct, timeout := "application/grpc", ""
+	for k, v := range gmd {
+		var s string
+		if len(v) == 1 {
+			s = v[0]
+		} else {
+			s = strings.Join(v, ", ")
+		}
+		switch k {
+		case "timeout":
+			timeout = s
+			continue
+		case "x-content-type":
+			if _, set := gmd["content-type"]; !set {
+				ct = s
+			}
+			continue
+		case "content-type":
+			ct = s
+		}
+		md[k] = s
+	}
+	if p, ok := peer.FromContext(sctx); ok {
+		md["Remote"] = p.Addr.String()
+	}
+	ctx := meta.NewContext(sctx, md)
+	if timeout != "" {
+		if n, err := strconv.ParseUint(timeout, 10, 64); err == nil {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, time.Duration(n))
+			defer cancel()
+		}
+	}
+
+	argp := reflect.New(m.arg)
+	if err := stream.RecvMsg(argp.Interface()); err != nil {
+		return err
+	}
+	arg := argp
+	if !m.argPtr {
+		arg = argp.Elem()
+	}
+	reply := reflect.New(m.reply).Interface()
+	req := &request{service: d.server.Options().Name, contentType: ct, method: m, arg: arg}
+	if err := d.handler()(ctx, req, reply); err != nil {
+		return errorStatus(err)
+	}
+	return stream.SendMsg(reply)
+}
+
+// call is the innermost handler: the method itself, a panic recovered as
+// the plugin does.
+func call(ctx context.Context, r server.Request, reply any) (err error) {
+	req, ok := r.(*request)
+	if !ok {
+		return merrors.InternalServerError("go.micro.server", "handler wrapper replaced the request with %T", r)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			logger.Extract(ctx).Errorf("panic recovered: %v, stack: %s", p, string(debug.Stack()))
+			err = merrors.InternalServerError("go.micro.server", "panic recovered: %v", p)
+		}
+	}()
+	m := req.method
+	out := m.fn.Call([]reflect.Value{m.rcvr, reflect.ValueOf(ctx), req.arg, reflect.ValueOf(reply)})
+	if e := out[0].Interface(); e != nil {
+		return e.(error)
+	}
+	return nil
+}
+
+// errorStatus is the plugin's answer to a handler's error: a go-micro
+// error (or another proto message) travels in the status details, and
+// its text is the status message, where the client finds it.
+func errorStatus(appErr error) error {
+	switch verr := appErr.(type) {
+	case *merrors.Error:
+		verr.Detail = strings.ToValidUTF8(verr.Detail, "")
+		st, err := status.New(grpcCode(verr.Code), verr.Error()).WithDetails(verr)
+		if err != nil {
+			return err
+		}
+		return st.Err()
+	case protoadapt.MessageV1:
+		st, err := status.New(convertCode(appErr), appErr.Error()).WithDetails(verr)
+		if err != nil {
+			return err
+		}
+		return st.Err()
+	default:
+		return status.New(convertCode(appErr), appErr.Error()).Err()
+	}
+}
+
+func grpcCode(code int32) codes.Code {
+	switch code {
+	case http.StatusOK:
+		return codes.OK
+	case http.StatusBadRequest:
+		return codes.InvalidArgument
+	case http.StatusRequestTimeout:
+		return codes.DeadlineExceeded
+	case http.StatusNotFound:
+		return codes.NotFound
+	case http.StatusConflict:
+		return codes.AlreadyExists
+	case http.StatusForbidden:
+		return codes.PermissionDenied
+	case http.StatusUnauthorized:
+		return codes.Unauthenticated
+	case http.StatusPreconditionFailed:
+		return codes.FailedPrecondition
+	case http.StatusNotImplemented:
+		return codes.Unimplemented
+	case http.StatusInternalServerError:
+		return codes.Internal
+	case http.StatusServiceUnavailable:
+		return codes.Unavailable
+	}
+	return codes.Unknown
+}
+
+// convertCode is the plugin's code for a plain error.
+func convertCode(err error) codes.Code {
+	switch err {
+	case io.EOF:
+		return codes.OutOfRange
+	case io.ErrClosedPipe, io.ErrNoProgress, io.ErrShortBuffer, io.ErrShortWrite, io.ErrUnexpectedEOF:
+		return codes.FailedPrecondition
+	case os.ErrInvalid:
+		return codes.InvalidArgument
+	case context.Canceled:
+		return codes.Canceled
+	case context.DeadlineExceeded:
+		return codes.DeadlineExceeded
+	}
+	switch {
+	case os.IsExist(err):
+		return codes.AlreadyExists
+	case os.IsNotExist(err):
+		return codes.NotFound
+	case os.IsPermission(err):
+		return codes.PermissionDenied
+	}
+	return codes.Unknown
+}
+
+// request is the server.Request the handler wrappers see.
+type request struct {
+	service     string
+	contentType string
+	method      *method
+	arg         reflect.Value
+}
+
+func (r *request) Service() string           { return r.service }
+func (r *request) Method() string            { return r.method.endpoint }
+func (r *request) Endpoint() string          { return r.method.endpoint }
+func (r *request) ContentType() string       { return r.contentType }
+func (r *request) Header() map[string]string { return nil }
+func (r *request) Body() interface{}         { return r.arg.Interface() }
+func (r *request) Codec() codec.Reader       { return nil }
+func (r *request) Stream() bool              { return false }
+
+// Read is the request encoded again, as the plugin's Read gives it: only
+// when asked for.
+func (r *request) Read() ([]byte, error) {
+	sub := "proto"
+	if _, s, ok := strings.Cut(r.contentType, "+"); ok {
+		sub = s
+	} else if strings.Contains(r.contentType, "json") {
+		sub = "json"
+	}
+	c := encoding.GetCodecV2(sub)
+	if c == nil {
+		return nil, fmt.Errorf("unsupported Content-Type: %s", r.contentType)
+	}
+	data, err := c.Marshal(r.Body())
+	if err != nil {
+		return nil, err
+	}
+	return data.Materialize(), nil
+}

@@ -1,0 +1,177 @@
+package rpcserver_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	grpcclient "github.com/go-micro/plugins/v4/client/grpc"
+	"go-micro.dev/v4/broker"
+	"go-micro.dev/v4/client"
+	merrors "go-micro.dev/v4/errors"
+	"go-micro.dev/v4/metadata"
+	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/selector"
+	"go-micro.dev/v4/server"
+
+	"github.com/example/micro-starter/pkg/service/rpcserver"
+)
+
+// Req counts how often it is encoded: a server that decodes it needs
+// not encode it again.
+type Req struct {
+	Text string
+	Fail string // "", "notfound", "plain", "panic"
+}
+
+var encoded atomic.Int64
+
+func (r *Req) MarshalJSON() ([]byte, error) {
+	encoded.Add(1)
+	type plain Req
+	return json.Marshal((*plain)(r))
+}
+
+type Rsp struct {
+	Text, RequestID, Remote string
+}
+
+type Echo struct{}
+
+func (Echo) Call(ctx context.Context, req *Req, rsp *Rsp) error {
+	switch req.Fail {
+	case "notfound":
+		return merrors.NotFound("echo.Call", "no %s", req.Text)
+	case "plain":
+		return errors.New("plain failure")
+	case "panic":
+		panic("handler panicked")
+	}
+	md, _ := metadata.FromContext(ctx)
+	rsp.Text = req.Text
+	rsp.RequestID, _ = md.Get("X-Request-Id")
+	rsp.Remote = md["Remote"]
+	return nil
+}
+
+// serve starts an Echo server named service on loopback with the handler
+// wrappers given, and returns a go-micro gRPC client (the plugin) for it.
+func serve(t *testing.T, service string, opts ...server.Option) client.Client {
+	t.Helper()
+	reg := registry.NewMemoryRegistry()
+	srv := rpcserver.NewServer(append([]server.Option{
+		server.Name(service),
+		server.Address("127.0.0.1:0"),
+		server.Registry(reg),
+		server.Broker(broker.NewMemoryBroker()),
+		server.RegisterTTL(time.Minute),
+		server.Wait(nil),
+	}, opts...)...)
+	if err := srv.Handle(srv.NewHandler(Echo{})); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	return grpcclient.NewClient(
+		client.Registry(reg),
+		client.Selector(selector.NewSelector(selector.Registry(reg))),
+		client.Broker(broker.NewMemoryBroker()),
+		client.Retries(0),
+	)
+}
+
+func call(c client.Client, service string, req *Req) (Rsp, error) {
+	var rsp Rsp
+	ctx := metadata.NewContext(context.Background(), metadata.Metadata{"X-Request-Id": "r-1"})
+	err := c.Call(ctx, c.NewRequest(service, "Echo.Call", req, client.WithContentType("application/json")), &rsp)
+	return rsp, err
+}
+
+// What a caller gets is what go-micro's own dispatch gave it: the answer
+// and the metadata, a service's error with its id, code and detail, a
+// plain error or a panic as a 500, an unknown endpoint as a 501.
+func TestDispatch(t *testing.T) {
+	c := serve(t, "echo")
+	rsp, err := call(c, "echo", &Req{Text: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rsp.Text != "hi" || rsp.RequestID != "r-1" || rsp.Remote == "" {
+		t.Errorf("answer %+v, want text hi, request id r-1 and the caller's address", rsp)
+	}
+
+	for _, tc := range []struct {
+		fail   string
+		id     string
+		code   int32
+		detail string
+	}{
+		{"notfound", "echo.Call", 404, "no x"},
+		{"plain", "go.micro.client", 500, "plain failure"}, // a gRPC Unknown, as the plugin answers it
+		{"panic", "go.micro.server", 500, "panic recovered: handler panicked"},
+	} {
+		_, err := call(c, "echo", &Req{Text: "x", Fail: tc.fail})
+		e := merrors.FromError(err)
+		if e.Id != tc.id || e.Code != tc.code || e.Detail != tc.detail {
+			t.Errorf("%s: got %#v, want id %q code %d detail %q", tc.fail, e, tc.id, tc.code, tc.detail)
+		}
+	}
+
+	var rsp2 Rsp
+	err = c.Call(context.Background(), c.NewRequest("echo", "Echo.Nothing", &Req{}, client.WithContentType("application/json")), &rsp2)
+	if e := merrors.FromError(err); e.Code != 501 {
+		t.Errorf("unknown endpoint: %v, want a 501", err)
+	}
+}
+
+// A request is decoded once and never encoded again (go-micro's dispatch
+// encoded every request it had decoded, for server.Request.Read).
+func TestRequestNotEncodedAgain(t *testing.T) {
+	c := serve(t, "echo")
+	if _, err := call(c, "echo", &Req{Text: "warm"}); err != nil {
+		t.Fatal(err)
+	}
+	before := encoded.Load() // the client encodes each request once
+	const n = 10
+	for range n {
+		if _, err := call(c, "echo", &Req{Text: "hi"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := encoded.Load() - before; got != n {
+		t.Errorf("%d requests encoded %d times, want %d (by the client only)", n, got, n)
+	}
+}
+
+// The handler wrappers are chained once, not per request, and each runs
+// once per request, seeing its service and endpoint.
+func TestWrappersChainedOnce(t *testing.T) {
+	var chained, ran atomic.Int64
+	var endpoint atomic.Value
+	w := func(next server.HandlerFunc) server.HandlerFunc {
+		chained.Add(1)
+		return func(ctx context.Context, req server.Request, rsp interface{}) error {
+			ran.Add(1)
+			endpoint.Store(req.Service() + " " + req.Endpoint())
+			return next(ctx, req, rsp)
+		}
+	}
+	c := serve(t, "echo", server.WrapHandler(w))
+	const n = 10
+	for range n {
+		if _, err := call(c, "echo", &Req{Text: "hi"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if chained.Load() != 1 || ran.Load() != n {
+		t.Errorf("%d requests: wrapper chained %d times and ran %d, want 1 and %d", n, chained.Load(), ran.Load(), n)
+	}
+	if got := endpoint.Load(); got != "echo Echo.Call" {
+		t.Errorf("wrapper saw %q, want \"echo Echo.Call\"", got)
+	}
+}

@@ -14,30 +14,27 @@ import (
 // does not expose it).
 const clockTick = 10 * time.Millisecond
 
-// registryCPU finds the registry server this process started (a child
-// named name: stack keeps its process to itself) and returns a function
-// that reads the CPU time it has used so far.
-func registryCPU(name string) (func() time.Duration, error) {
-	pid, err := childNamed(os.Getpid(), name)
-	if err != nil {
-		return nil, err
-	}
+// registryCPU returns a function that reads the CPU time process pid has
+// used so far.
+func registryCPU(pid int) func() time.Duration {
 	stat := filepath.Join("/proc", strconv.Itoa(pid), "stat")
 	return func() time.Duration {
 		b, err := os.ReadFile(stat)
 		if err != nil {
-			return 0 // exited: measure reports the phase as 0, and it shows
+			return 0 // exited: the phase shows as 0
 		}
 		s, err := parseStat(string(b))
 		if err != nil {
 			return 0
 		}
 		return s.cpu
-	}, nil
+	}
 }
 
-// childNamed is the one child of parent whose command is name.
-func childNamed(parent int, name string) (int, error) {
+// childNamed is the one child of this process whose command is name:
+// stack.StartRegistry keeps the process it starts to itself.
+func childNamed(name string) (int, error) {
+	parent := os.Getpid()
 	paths, err := filepath.Glob("/proc/[0-9]*/stat")
 	if err != nil {
 		return 0, err

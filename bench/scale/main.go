@@ -57,7 +57,9 @@ type config struct {
 	cached     int   // cached lookups per caller
 	changes    int   // registrations (and as many deregistrations) timed
 	steady     time.Duration
-	out        string // markdown file whose marked section is replaced; empty: stdout only
+	// Consul's concurrent HTTP connections per client address; 0: its default (200).
+	consulConns int
+	out         string // markdown file whose marked section is replaced; empty: stdout only
 }
 
 func parse(args []string, stdout io.Writer) (config, error) {
@@ -74,6 +76,7 @@ func parse(args []string, stdout io.Writer) (config, error) {
 	fs.IntVar(&c.cached, "cached", 2000, "lookups from the cache per caller")
 	fs.IntVar(&c.changes, "changes", 10, "registrations and deregistrations timed per size")
 	fs.DurationVar(&c.steady, "steady", 10*time.Second, "how long the registry's CPU is measured at rest (instances refreshing, callers watching)")
+	fs.IntVar(&c.consulConns, "consul_conns", 4096, "Consul's limit of concurrent HTTP connections per client address (every client here is 127.0.0.1); 0: Consul's default, 200")
 	fs.StringVar(&c.out, "out", "", "markdown file to write the results into, between "+beginMarker+" and "+endMarker)
 	if err := fs.Parse(args[1:]); err != nil {
 		return c, &usageError{err}
@@ -98,6 +101,9 @@ func parse(args []string, stdout io.Writer) (config, error) {
 		if v < 1 {
 			return c, &usageError{fmt.Errorf("-%s %d: want at least 1", name, v)}
 		}
+	}
+	if c.consulConns < 0 {
+		return c, &usageError{fmt.Errorf("-consul_conns %d: want 0 or more", c.consulConns)}
 	}
 	if c.steady <= 0 {
 		return c, &usageError{fmt.Errorf("-steady %v: want a positive duration", c.steady)}

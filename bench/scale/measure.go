@@ -14,7 +14,6 @@ import (
 	"go-micro.dev/v4/selector"
 
 	"github.com/example/micro-starter/internal/poll"
-	"github.com/example/micro-starter/internal/stack"
 	"github.com/example/micro-starter/pkg/discovery"
 )
 
@@ -64,17 +63,14 @@ func (i instance) register(healthPort int) error {
 // and measures each phase, then stops everything it started.
 func measure(ctx context.Context, c config, dir, name string, n int) (res result, err error) {
 	res = result{registry: name, instances: n, services: min(c.services, n), watch: c.watchers}
-	srv, err := stack.StartRegistry(dir, name, c.bin)
+	srv, err := startRegistry(dir, name, c.bin, c.consulConns)
 	if err != nil {
 		return res, err
 	}
-	defer srv.Stop()
-	res.version = srv.Version
-	cpu, err := registryCPU(name)
-	if err != nil {
-		return res, err
-	}
-	cfg := discovery.Config{Name: name, Addresses: []string{srv.Addr}, Timeout: 5 * time.Second}
+	defer srv.stop()
+	res.version = srv.version
+	cpu := registryCPU(srv.pid)
+	cfg := discovery.Config{Name: name, Addresses: []string{srv.addr}, Timeout: 5 * time.Second}
 
 	// GET /health for every instance: what Consul's HTTP check asks.
 	health, err := net.Listen("tcp", "127.0.0.1:0")

@@ -43,7 +43,11 @@ func (r *report) markdown() string {
 	for _, name := range c.registries {
 		switch name {
 		case "consul":
-			regs = append(regs, "Consul "+versions[name]+" (one dev agent: server and the agent the instances register through, in one process)")
+			limit := "its default limit of 200 concurrent HTTP connections per client address"
+			if c.consulConns > 0 {
+				limit = fmt.Sprintf("http_max_conns_per_client raised to %d, as every client here is 127.0.0.1", c.consulConns)
+			}
+			regs = append(regs, "Consul "+versions[name]+" (one dev agent: server and the agent the instances register through, in one process; "+limit+")")
 		case "etcd":
 			regs = append(regs, "etcd "+versions[name]+" (one member)")
 		}

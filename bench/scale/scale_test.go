@@ -163,11 +163,11 @@ func TestChildNamed(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	pid, err := childNamed(os.Getpid(), "sleep")
+	pid, err := childNamed("sleep")
 	if err != nil || pid != cmd.Process.Pid {
 		t.Fatalf("childNamed = %d, %v; want %d", pid, err, cmd.Process.Pid)
 	}
-	if _, err := childNamed(os.Getpid(), "no-such-command"); err == nil {
+	if _, err := childNamed("no-such-command"); err == nil {
 		t.Error("childNamed of a command not running: nil error")
 	}
 	b, err := os.ReadFile("/proc/self/stat")

@@ -16,6 +16,7 @@ type circuits struct {
 	mu   sync.Mutex
 	// names: "<service>.<endpoint>" -> its labels
 	names map[string][2]string
+	known map[[2]string]struct{} // the labels in names
 }
 
 func newCircuits() *circuits {
@@ -24,14 +25,18 @@ func newCircuits() *circuits {
 			"1 while the breaker's circuit for a callee endpoint is open (calls rejected), else 0.",
 			[]string{"service", "endpoint"}, nil),
 		names: map[string][2]string{},
+		known: map[[2]string]struct{}{},
 	}
 }
 
+// seen runs on every call: it looks the circuit up by its parts, so that a
+// call known already builds no name.
 func (c *circuits) seen(service, endpoint string) {
-	name := service + "." + endpoint
+	key := [2]string{service, endpoint}
 	c.mu.Lock()
-	if _, ok := c.names[name]; !ok {
-		c.names[name] = [2]string{service, endpoint}
+	if _, ok := c.known[key]; !ok {
+		c.known[key] = struct{}{}
+		c.names[service+"."+endpoint] = key
 	}
 	c.mu.Unlock()
 }

@@ -278,3 +278,16 @@ micro_client_ejected_instance{instance="user-1"} 1
 		t.Fatalf("%d ejected series after the instance answered (%v), want 0", n, err)
 	}
 }
+
+// Noting the circuit of each call allocates nothing for an endpoint
+// already seen: it runs on every call.
+func TestCircuitSeenAllocatesNothing(t *testing.T) {
+	c := newCircuits()
+	c.seen("user", "UserService.Get")
+	if allocs := testing.AllocsPerRun(100, func() { c.seen("user", "UserService.Get") }); allocs != 0 {
+		t.Errorf("%.0f allocations per call, want 0", allocs)
+	}
+	if got := c.names["user.UserService.Get"]; got != [2]string{"user", "UserService.Get"} {
+		t.Errorf("circuit user.UserService.Get has labels %v", got)
+	}
+}

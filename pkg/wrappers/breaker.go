@@ -73,24 +73,42 @@ func Breaker(c BreakerConfig, requestTimeout time.Duration) client.Wrapper {
 	}
 	inner := hystrix.NewClientWrapper(hystrix.WithFilter(notTheCallee))
 	return func(next client.Client) client.Client {
-		return &breaker{Client: inner(next), settings: settings}
+		return &breaker{Client: inner(next), settings: settings, configured: map[[2]string]string{}}
 	}
 }
 
 type breaker struct {
 	client.Client
-	settings   hystrixgo.CommandConfig
-	configured sync.Map // circuit name -> struct{}
+	settings hystrixgo.CommandConfig
+
+	mu         sync.RWMutex
+	configured map[[2]string]string // service, endpoint -> circuit name
 }
 
 func (b *breaker) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
-	// hystrix-go keeps circuits in package state and creates them with its
-	// global defaults on first use; configure ours before that happens.
-	name := req.Service() + "." + req.Endpoint()
-	if _, seen := b.configured.LoadOrStore(name, struct{}{}); !seen {
-		hystrixgo.ConfigureCommand(name, b.settings)
+	return breakerError(b.circuit(req.Service(), req.Endpoint()), b.Client.Call(ctx, req, rsp, opts...))
+}
+
+// circuit is the name of the circuit of an endpoint. hystrix-go keeps
+// circuits in package state and creates them with its global defaults on
+// first use; ours are configured before that happens. Looked up by its
+// parts, so that a call builds no name.
+func (b *breaker) circuit(service, endpoint string) string {
+	key := [2]string{service, endpoint}
+	b.mu.RLock()
+	name, ok := b.configured[key]
+	b.mu.RUnlock()
+	if ok {
+		return name
 	}
-	return breakerError(name, b.Client.Call(ctx, req, rsp, opts...))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if name, ok = b.configured[key]; !ok {
+		name = service + "." + endpoint
+		hystrixgo.ConfigureCommand(name, b.settings)
+		b.configured[key] = name
+	}
+	return name
 }
 
 // notTheCallee reports errors the hystrix filter must not count. hystrix-go
@@ -104,6 +122,9 @@ func notTheCallee(ctx context.Context, err error) bool {
 // breakerError turns hystrix-go's plain errors into go-micro errors, so that
 // callers and the gateway map them like any other.
 func breakerError(circuit string, err error) error {
+	if err == nil {
+		return nil // before errors.Is, which would box hystrix-go's error values
+	}
 	switch {
 	case errors.Is(err, hystrixgo.ErrCircuitOpen):
 		return merrors.New(clientID, fmt.Sprintf("%s: circuit open", circuit), 503)

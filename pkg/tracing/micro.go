@@ -19,6 +19,13 @@ const (
 	NodeAddressKey = attribute.Key("server.address")
 )
 
+// The span kinds, as options made once: each conversion allocates.
+var (
+	kindInternal = trace.WithSpanKind(trace.SpanKindInternal)
+	kindClient   = trace.WithSpanKind(trace.SpanKindClient)
+	kindServer   = trace.WithSpanKind(trace.SpanKindServer)
+)
+
 // ClientWrapper spans each call as the caller sees it: all its attempts,
 // fail-over and circuit breaker included. Wrap the whole client with it, so
 // a call the breaker refused has its span too.
@@ -32,7 +39,10 @@ type tracedClient struct {
 }
 
 func (c *tracedClient) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
-	ctx, span := c.t.tracer.Start(ctx, "call "+req.Service()+"."+req.Endpoint(), trace.WithSpanKind(trace.SpanKindInternal))
+	if c.t.unrecorded(ctx) {
+		return c.Client.Call(ctx, req, rsp, opts...)
+	}
+	ctx, span := c.t.tracer.Start(ctx, "call "+req.Service()+"."+req.Endpoint(), kindInternal)
 	defer span.End()
 	err := c.Client.Call(ctx, req, rsp, opts...)
 	setError(span, err)
@@ -46,7 +56,10 @@ func (c *tracedClient) Call(ctx context.Context, req client.Request, rsp interfa
 func (t *Tracing) CallWrapper() client.CallWrapper {
 	return func(next client.CallFunc) client.CallFunc {
 		return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
-			ctx, span := t.tracer.Start(ctx, req.Service()+"."+req.Endpoint(), trace.WithSpanKind(trace.SpanKindClient),
+			if t.unrecorded(ctx) { // the trace context received, if any, goes on
+				return next(t.inject(ctx), node, req, rsp, opts)
+			}
+			ctx, span := t.tracer.Start(ctx, req.Service()+"."+req.Endpoint(), kindClient,
 				trace.WithAttributes(NodeIDKey.String(node.Id), NodeAddressKey.String(node.Address)))
 			defer span.End()
 			err := next(t.inject(ctx), node, req, rsp, opts)
@@ -69,7 +82,10 @@ func (t *Tracing) HandlerWrapper() server.HandlerWrapper {
 				ctx = WithRequestID(ctx, id)
 			}
 			ctx = t.prop.Extract(ctx, mdCarrier(md))
-			ctx, span := t.tracer.Start(ctx, req.Service()+"."+req.Endpoint(), trace.WithSpanKind(trace.SpanKindServer))
+			if t.unrecorded(ctx) {
+				return next(ctx, req, rsp)
+			}
+			ctx, span := t.tracer.Start(ctx, req.Service()+"."+req.Endpoint(), kindServer)
 			defer span.End()
 			err := next(ctx, req, rsp)
 			setError(span, err)

@@ -75,6 +75,13 @@ type Tracing struct {
 	tracer   trace.Tracer
 	prop     propagation.TextMapPropagator
 	shutdown func(context.Context) error
+	// off: no endpoint, so spans are no-ops; the wrappers then start none
+	// (a no-op span still costs allocations on every call).
+	off bool
+	// followsParent: the sampler follows the parent's decision, so a span
+	// under a parent not sampled would not be either; the wrappers then
+	// start none and pass the parent's trace context on as it is.
+	followsParent bool
 }
 
 // instrumentation names this package as the spans' source.
@@ -86,7 +93,9 @@ const instrumentation = "github.com/example/micro-starter/pkg/tracing"
 // background; Shutdown sends what is left.
 func New(c Config, service string) (*Tracing, error) {
 	if c.OTLPEndpoint == "" {
-		return Provider(noop.NewTracerProvider(), nil), nil
+		t := Provider(noop.NewTracerProvider(), nil)
+		t.off = true
+		return t, nil
 	}
 	exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(strings.TrimRight(c.OTLPEndpoint, "/")+"/v1/traces"))
 	if err != nil {
@@ -97,7 +106,9 @@ func New(c Config, service string) (*Tracing, error) {
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(c.SampleRatio))),
 		sdktrace.WithResource(resource.NewSchemaless(semconv.ServiceName(service))),
 	)
-	return Provider(tp, tp.Shutdown), nil
+	t := Provider(tp, tp.Shutdown)
+	t.followsParent = true
+	return t, nil
 }
 
 // Provider uses tp (tests give an SDK provider with an in-memory
@@ -112,6 +123,23 @@ func Provider(tp trace.TracerProvider, shutdown func(context.Context) error) *Tr
 
 // Tracer starts spans.
 func (t *Tracing) Tracer() trace.Tracer { return t.tracer }
+
+// Off reports that no span is ever recorded (no endpoint): a span of one's
+// own need not be started.
+func (t *Tracing) Off() bool { return t.off }
+
+// unrecorded reports that a span started under ctx would not be recorded:
+// tracing is off, or the sampler follows a parent that is not sampled.
+func (t *Tracing) unrecorded(ctx context.Context) bool {
+	if t.off {
+		return true
+	}
+	if !t.followsParent {
+		return false
+	}
+	sc := trace.SpanContextFromContext(ctx)
+	return sc.IsValid() && !sc.IsSampled()
+}
 
 // Shutdown sends the spans not yet sent, within ctx's deadline.
 func (t *Tracing) Shutdown(ctx context.Context) error {

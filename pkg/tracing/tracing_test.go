@@ -279,3 +279,47 @@ func TestExportOnShutdown(t *testing.T) {
 		}
 	}
 }
+
+// Spans that would not be recorded are not started: with tracing off, or
+// under a parent that is not sampled, the wrappers cost a call nothing
+// (a no-op span cost three allocations per wrapper), and the trace context
+// received goes on as it is, so the callee does not sample either.
+func TestUnrecordedCostsNothing(t *testing.T) {
+	off, err := New(DefaultConfig(), "user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	on, err := New(Config{OTLPEndpoint: "http://127.0.0.1:1", SampleRatio: 1, LogFormat: "text"}, "user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = on.Shutdown(context.Background()) })
+	unsampled := trace.ContextWithRemoteSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, Remote: true,
+	}))
+	for _, tc := range []struct {
+		name string
+		tr   *Tracing
+		ctx  context.Context
+	}{
+		{"off", off, context.Background()},
+		{"parent not sampled", on, unsampled},
+	} {
+		var seen trace.SpanContext
+		c := tc.tr.ClientWrapper()(&fakeClient{call: func(ctx context.Context, _ *registry.Node, _ client.Request, _ interface{}, _ client.CallOptions) error {
+			seen = trace.SpanContextFromContext(ctx)
+			return nil
+		}, nodes: []*registry.Node{{Id: "n"}}})
+		h := tc.tr.HandlerWrapper()(func(context.Context, server.Request, interface{}) error { return nil })
+		allocs := testing.AllocsPerRun(100, func() {
+			_ = c.Call(tc.ctx, fakeRequest{}, nil)
+			_ = h(tc.ctx, fakeServerRequest{}, nil)
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %.0f allocations per call and request, want 0", tc.name, allocs)
+		}
+		if want := trace.SpanContextFromContext(tc.ctx); !seen.Equal(want) {
+			t.Errorf("%s: the call went on with trace context %v, want the one received, %v", tc.name, seen, want)
+		}
+	}
+}

@@ -17,10 +17,17 @@ import (
 // its route (API.Handler); the request id is an attribute, so a 5xx
 // answer's id finds its trace.
 func traced(tr *tracing.Tracing, next http.Handler) http.Handler {
+	if tr.Off() { // no span would be recorded: start none
+		return next
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, span := tr.Tracer().Start(r.Context(), r.Method, trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindServer),
-			trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path)))
+		ctx, span := tr.Tracer().Start(r.Context(), r.Method, trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindServer))
 		defer span.End()
+		if !span.IsRecording() { // not sampled: attributes would be dropped
+			next.ServeHTTP(w, r.WithContext(ctx))
+			return
+		}
+		span.SetAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path))
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(sw, r.WithContext(ctx))
 		span.SetAttributes(attribute.Int("http.response.status_code", sw.status),

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go-micro.dev/v4/registry"
@@ -31,15 +32,35 @@ type result struct {
 	registry, version          string
 	instances, services, watch int
 
-	uncached, cached     []time.Duration
-	lookupErrors         int
-	added, removed       []time.Duration // per change: until the last watcher had it
-	addedEach            []time.Duration // per change and watcher
-	missed               int             // (change, watcher) pairs never delivered
-	steadyCPU            time.Duration   // registry CPU over the steady window
-	steady               time.Duration
-	registerCPU, lookCPU time.Duration
-	churnCPU             time.Duration
+	uncached, cached []time.Duration
+	lookupErrors     int             // failed, or short of an instance
+	stale            int64           // answered from the last list after the lookup timeout
+	added, removed   []time.Duration // per change: until the last watcher had it
+	addedEach        []time.Duration // per change and watcher
+	missed           int             // (change, watcher) pairs never delivered
+	restEvents       int64           // watch results delivered at rest, when nothing changed
+
+	// The registry's CPU time and the wall time of each phase.
+	steadyCPU, steady     time.Duration // at rest
+	registerCPU           time.Duration // registering every instance
+	lookupCPU, lookupWall time.Duration // lookups from the registry
+	churnCPU, churnWall   time.Duration // joins and leaves
+}
+
+// Registry CPU per operation, less what it spends at rest meanwhile.
+func (r result) perRegistration() time.Duration { return r.registerCPU / time.Duration(r.instances) }
+func (r result) perLookup() time.Duration {
+	return r.net(r.lookupCPU, r.lookupWall) / time.Duration(max(len(r.uncached), 1))
+}
+func (r result) perChange() time.Duration {
+	return r.net(r.churnCPU, r.churnWall) / time.Duration(max(len(r.added)+len(r.removed), 1))
+}
+
+func (r result) net(cpu, wall time.Duration) time.Duration {
+	if r.steady > 0 {
+		cpu -= time.Duration(float64(r.steadyCPU) * wall.Seconds() / r.steady.Seconds())
+	}
+	return max(cpu, 0)
 }
 
 func (r result) line() string {
@@ -142,6 +163,7 @@ func measure(ctx context.Context, c config, dir, name string, n int) (res result
 	// stale on error, and go-micro's cache over them (pkg/service,
 	// pkg/wrappers), its watches tapped to time what they deliver.
 	rec := newRecorder(c.watchers)
+	var stale atomic.Int64
 	type caller struct {
 		reg registry.Registry
 		sel selector.Selector
@@ -152,7 +174,7 @@ func measure(ctx context.Context, c config, dir, name string, n int) (res result
 		if err != nil {
 			return res, err
 		}
-		lookups := discovery.StaleOnError(&tapped{Registry: base, rec: rec, watcher: w}, lookupTimeout, registerTTL, func(string, ...any) {})
+		lookups := discovery.StaleOnError(&tapped{Registry: base, rec: rec, watcher: w}, lookupTimeout, registerTTL, func(string, ...any) { stale.Add(1) })
 		callers[w] = caller{reg: lookups, sel: selector.NewSelector(selector.Registry(lookups))}
 		defer callers[w].sel.Close()
 	}
@@ -171,7 +193,7 @@ func measure(ctx context.Context, c config, dir, name string, n int) (res result
 	}
 
 	// Phase 2: at rest. Instances refresh, Consul checks, callers watch.
-	before = cpu()
+	before, events := cpu(), rec.delivered.Load()
 	start := time.Now()
 	select {
 	case <-ctx.Done():
@@ -179,49 +201,58 @@ func measure(ctx context.Context, c config, dir, name string, n int) (res result
 	case <-time.After(c.steady):
 	}
 	res.steady, res.steadyCPU = time.Since(start), cpu()-before
+	// Nothing was registered or removed: any result is a check that
+	// flapped (or a watch that restarted), told to every watcher.
+	res.restEvents = rec.delivered.Load() - events
 
-	// Phase 3: lookups, every caller at once, from the registry then from
-	// the cache.
-	before = cpu()
+	// Phase 3: lookups, every caller at once, from the registry (a cache
+	// miss) and then from the cache.
 	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for w, cl := range callers {
-		wg.Go(func() {
-			var un, ca []time.Duration
-			errs := 0
-			for i := range c.lookups {
-				s := services[(w+i)%len(services)]
-				t := time.Now()
-				got, err := cl.reg.GetService(s)
-				un = append(un, time.Since(t))
-				if err != nil || countNodes(got) != want[s] {
-					errs++
+	lookups := func(n int, lookup func(cl caller, s string) error, into *[]time.Duration) {
+		var wg sync.WaitGroup
+		for w, cl := range callers {
+			wg.Go(func() {
+				var ds []time.Duration
+				errs := 0
+				for i := range n {
+					s := services[(w+i)%len(services)]
+					t := time.Now()
+					err := lookup(cl, s)
+					ds = append(ds, time.Since(t))
+					if err != nil {
+						errs++
+					}
 				}
-			}
-			for i := range c.cached {
-				s := services[(w+i)%len(services)]
-				t := time.Now()
-				next, err := cl.sel.Select(s)
-				if err == nil {
-					_, err = next()
-				}
-				ca = append(ca, time.Since(t))
-				if err != nil {
-					errs++
-				}
-			}
-			mu.Lock()
-			res.uncached, res.cached = append(res.uncached, un...), append(res.cached, ca...)
-			res.lookupErrors += errs
-			mu.Unlock()
-		})
+				mu.Lock()
+				*into = append(*into, ds...)
+				res.lookupErrors += errs
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
 	}
-	wg.Wait()
-	res.lookCPU = cpu() - before
+	before, start = cpu(), time.Now()
+	stale.Store(0)
+	lookups(c.lookups, func(cl caller, s string) error {
+		got, err := cl.reg.GetService(s)
+		if err == nil && countNodes(got) != want[s] {
+			err = fmt.Errorf("%d instances of %s, want %d", countNodes(got), s, want[s])
+		}
+		return err
+	}, &res.uncached)
+	res.lookupCPU, res.lookupWall = cpu()-before, time.Since(start)
+	res.stale = stale.Load()
+	lookups(c.cached, func(cl caller, s string) error {
+		next, err := cl.sel.Select(s)
+		if err == nil {
+			_, err = next()
+		}
+		return err
+	}, &res.cached)
 
 	// Phase 4: churn. One instance at a time joins, then leaves; each
 	// change is timed until every caller's watch has delivered it.
-	before = cpu()
+	before, start = cpu(), time.Now()
 	for k := range c.changes {
 		s := services[k%len(services)]
 		in, err := newInstance(s, s+"-new-"+strconv.Itoa(k), 30000+k)
@@ -252,7 +283,7 @@ func measure(ctx context.Context, c config, dir, name string, n int) (res result
 			return res, err
 		}
 	}
-	res.churnCPU = cpu() - before
+	res.churnCPU, res.churnWall = cpu()-before, time.Since(start)
 	return res, nil
 }
 
@@ -318,13 +349,14 @@ func (w *tappedWatcher) Next() (*registry.Result, error) {
 // recorder times one change at a time: the first delivery of it to each
 // watcher.
 type recorder struct {
-	watchers int
-	mu       sync.Mutex
-	added    bool   // the change is a registration (else a deregistration)
-	id       string // of the instance
-	start    time.Time
-	seen     map[int]time.Duration
-	done     chan struct{}
+	watchers  int
+	delivered atomic.Int64 // every result, whatever it is
+	mu        sync.Mutex
+	added     bool   // the change is a registration (else a deregistration)
+	id        string // of the instance
+	start     time.Time
+	seen      map[int]time.Duration
+	done      chan struct{}
 }
 
 func newRecorder(watchers int) *recorder { return &recorder{watchers: watchers} }
@@ -341,6 +373,7 @@ func (r *recorder) expect(added bool, id string) {
 // any result listing the instance but a deletion, a deregistration in a
 // deletion listing it (both plugins send the nodes removed).
 func (r *recorder) saw(watcher int, res *registry.Result, at time.Time) {
+	r.delivered.Add(1)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.seen == nil || (res.Action == "delete") == r.added {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -33,7 +34,8 @@ type result struct {
 	instances, services, watch int
 
 	uncached, cached []time.Duration
-	lookupErrors     int             // failed, or short of an instance
+	lookupErrors     int             // from the registry: failed, or short of an instance
+	cachedErrors     int             // from the cache: failed
 	stale            int64           // answered from the last list after the lookup timeout
 	added, removed   []time.Duration // per change: until the last watcher had it
 	addedEach        []time.Duration // per change and watcher
@@ -192,6 +194,23 @@ func measure(ctx context.Context, c config, dir, name string, n int) (res result
 		}
 	}
 
+	// A watch's first result (Consul's plugin sends the list it starts
+	// with) is no change: let them all arrive first, until the watches
+	// have been quiet for a second.
+	last, quietSince := rec.delivered.Load(), time.Now()
+	err = poll.Until(20*time.Second, 50*time.Millisecond, func() error {
+		if n := rec.delivered.Load(); n != last {
+			last, quietSince = n, time.Now()
+		}
+		if time.Since(quietSince) < time.Second {
+			return errors.New("watches still delivering their first results")
+		}
+		return nil
+	})
+	if err != nil {
+		return res, err
+	}
+
 	// Phase 2: at rest. Instances refresh, Consul checks, callers watch.
 	before, events := cpu(), rec.delivered.Load()
 	start := time.Now()
@@ -208,7 +227,7 @@ func measure(ctx context.Context, c config, dir, name string, n int) (res result
 	// Phase 3: lookups, every caller at once, from the registry (a cache
 	// miss) and then from the cache.
 	var mu sync.Mutex
-	lookups := func(n int, lookup func(cl caller, s string) error, into *[]time.Duration) {
+	lookups := func(n int, lookup func(cl caller, s string) error, into *[]time.Duration, failed *int) {
 		var wg sync.WaitGroup
 		for w, cl := range callers {
 			wg.Go(func() {
@@ -225,7 +244,7 @@ func measure(ctx context.Context, c config, dir, name string, n int) (res result
 				}
 				mu.Lock()
 				*into = append(*into, ds...)
-				res.lookupErrors += errs
+				*failed += errs
 				mu.Unlock()
 			})
 		}
@@ -239,7 +258,7 @@ func measure(ctx context.Context, c config, dir, name string, n int) (res result
 			err = fmt.Errorf("%d instances of %s, want %d", countNodes(got), s, want[s])
 		}
 		return err
-	}, &res.uncached)
+	}, &res.uncached, &res.lookupErrors)
 	res.lookupCPU, res.lookupWall = cpu()-before, time.Since(start)
 	res.stale = stale.Load()
 	lookups(c.cached, func(cl caller, s string) error {
@@ -248,7 +267,7 @@ func measure(ctx context.Context, c config, dir, name string, n int) (res result
 			_, err = next()
 		}
 		return err
-	}, &res.cached)
+	}, &res.cached, &res.cachedErrors)
 
 	// Phase 4: churn. One instance at a time joins, then leaves; each
 	// change is timed until every caller's watch has delivered it.

@@ -58,21 +58,21 @@ func (r *report) markdown() string {
 		"(join) or deregistration (leave) until every caller's watch has delivered it, %d of each, one at a time. Registry CPU: utime+stime of its "+
 		"process, at rest (instances refreshing, callers watching) over %v, as a share of one core; then per phase.\n\n",
 		strings.Join(regs, "; "), c.services, registerInterval, c.watchers, c.lookups, c.cached, c.changes, c.steady)
-	b.WriteString("| registry | instances | lookup from registry p50 / p99 | stale answers | from cache p50 / p99 | watch delay, join: all callers p50 / p99 (max) | one caller p50 | leave: all callers p50 / p99 | missed deliveries | failed lookups | watch results at rest | registry CPU at rest | registry CPU per registration / lookup / join or leave |\n")
+	b.WriteString("| registry | instances | lookup from registry p50 / p99 | stale answers | from cache p50 / p99 | watch delay, join: all callers p50 / p99 (max) | one caller p50 | leave: all callers p50 / p99 | missed deliveries | failed lookups, registry / cache | watch results at rest | registry CPU at rest | registry CPU per registration / lookup / join or leave |\n")
 	b.WriteString("| --- | ---: | --- | ---: | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |\n")
 	for _, res := range r.results {
-		fmt.Fprintf(&b, "| %s | %d | %s / %s | %d | %s / %s | %s / %s (%s) | %s | %s / %s | %d | %d | %d | %.1f %% | %s / %s / %s |\n",
+		fmt.Fprintf(&b, "| %s | %d | %s / %s | %d | %s / %s | %s / %s (%s) | %s | %s / %s | %d | %d / %d | %d | %.1f %% | %s / %s / %s |\n",
 			res.registry, res.instances,
 			fmtDur(pct(res.uncached, 50)), fmtDur(pct(res.uncached, 99)), res.stale,
 			fmtDur(pct(res.cached, 50)), fmtDur(pct(res.cached, 99)),
 			fmtDur(pct(res.added, 50)), fmtDur(pct(res.added, 99)), fmtDur(pct(res.added, 100)),
 			fmtDur(pct(res.addedEach, 50)),
 			fmtDur(pct(res.removed, 50)), fmtDur(pct(res.removed, 99)),
-			res.missed, res.lookupErrors, res.restEvents, share(res.steadyCPU, res.steady),
+			res.missed, res.lookupErrors, res.cachedErrors, res.restEvents, share(res.steadyCPU, res.steady),
 			fmtDur(res.perRegistration()), fmtDur(res.perLookup()), fmtDur(res.perChange()))
 	}
 	b.WriteString("\nStale answers: lookups the registry had not answered within 1 s, answered from the last list (pkg/discovery.StaleOnError, as the services do); " +
-		"their latency counts as 1 s. Failed lookups: errors, or a list short of an instance (from the registry or the cache). Watch results at rest: " +
+		"their latency counts as 1 s. Failed lookups: from the registry, an error or a list short of an instance; from the cache, an error. Watch results at rest: " +
 		"results the watches delivered while nothing was registered or removed, so checks that flapped (or watches that restarted), each told to every watcher. Registry CPU per operation: its CPU over the phase, less its rate at rest over the same time, divided by the operations; " +
 		"a join or leave includes telling every caller. CPU is counted in ticks of 10 ms, so small figures are rough.\n")
 	return b.String()

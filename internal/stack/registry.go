@@ -19,6 +19,7 @@ import (
 
 	"go-micro.dev/v4/registry"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/example/micro-starter/internal/poll"
 	"github.com/example/micro-starter/internal/regauth"
@@ -269,6 +270,10 @@ type API struct {
 	// etcd root's password; empty if the registry has no auth.
 	secret string
 	tls    *tls.Config // etcd over TLS; nil: plaintext
+
+	// addrs is every member of a Cluster (Consul: the agent first), read
+	// in turn until one answers; nil for a single registry (Addr).
+	addrs []string
 }
 
 // clientTLS trusts t.ca and presents t.cert.
@@ -292,6 +297,7 @@ func clientTLS(t tlsFiles) (*tls.Config, error) {
 type Instance struct {
 	ID      string // <service>-<uuid>
 	Address string // host:port of its RPC server
+	Node    string // Consul: the node (agent) it is registered with; etcd: ""
 }
 
 // registryHTTP bounds each call to a registry server, so that a paused one
@@ -319,6 +325,30 @@ func (a *API) consulURL(path string) string {
 	return "http://" + a.Addr + path
 }
 
+// consulGet gets path from a's Consul into v: from each address of a
+// cluster in turn until one answers.
+func (a *API) consulGet(path string, v any) error {
+	c := a.consulHTTP()
+	if c != registryHTTP {
+		defer c.CloseIdleConnections() // its own transport
+	}
+	var errs []error
+	addrs := a.addrs
+	if len(addrs) == 0 {
+		addrs = []string{a.Addr}
+	}
+	for _, addr := range addrs {
+		b := *a
+		b.Addr = addr
+		err := GetJSON(c, b.consulURL(path), v)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
 // tokenTransport sends a Consul ACL token, if any, with every request.
 type tokenTransport struct {
 	token string
@@ -335,7 +365,12 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // newEtcd connects to etcd, as root if it has auth.
 func (a *API) newEtcd() (*clientv3.Client, error) {
-	c := clientv3.Config{Endpoints: []string{a.Addr}, DialTimeout: 2 * time.Second, TLS: a.tls}
+	c := clientv3.Config{Endpoints: a.etcdEndpoints(), DialTimeout: 2 * time.Second, TLS: a.tls}
+	if len(a.addrs) > 0 {
+		// A member down is expected: its client's warnings would fill the log.
+		c.DialKeepAliveTime, c.DialKeepAliveTimeout = keepAlive.DialKeepAliveTime, keepAlive.DialKeepAliveTimeout
+		c.Logger = zap.NewNop()
+	}
 	if a.secret != "" {
 		c.Username, c.Password = "root", a.secret
 	}
@@ -389,8 +424,9 @@ func (a *API) Close() {
 func (a *API) Etcd() *clientv3.Client { return a.etcd }
 
 // Instances lists the instances of service that the registry would hand
-// out: Consul's passing health entries (an instance whose TTL check has
-// expired is left out, as the services' own lookups do), or the keys
+// out: Consul's passing health entries (an instance with a critical check
+// is left out, as the services' own lookups do; read from any server, as
+// they read, so a cluster electing a leader still answers), or the keys
 // go-micro's etcd registry writes, one per instance under
 // /micro/registry/<service>/, each a JSON registry.Service with that one
 // node, held by a lease of the register TTL.
@@ -399,21 +435,18 @@ func (a *API) Instances(service string) ([]Instance, error) {
 	switch a.Name {
 	case "consul":
 		var entries []struct {
+			Node    struct{ Node string }
 			Service struct {
 				ID      string
 				Address string
 				Port    int
 			}
 		}
-		c := a.consulHTTP()
-		if c != registryHTTP {
-			defer c.CloseIdleConnections() // its own transport
-		}
-		if err := GetJSON(c, a.consulURL("/v1/health/service/"+service+"?passing=true"), &entries); err != nil {
+		if err := a.consulGet("/v1/health/service/"+service+"?passing=true&stale", &entries); err != nil {
 			return nil, err
 		}
 		for _, e := range entries {
-			is = append(is, Instance{e.Service.ID, net.JoinHostPort(e.Service.Address, strconv.Itoa(e.Service.Port))})
+			is = append(is, Instance{e.Service.ID, net.JoinHostPort(e.Service.Address, strconv.Itoa(e.Service.Port)), e.Node.Node})
 		}
 	case "etcd":
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -428,7 +461,7 @@ func (a *API) Instances(service string) ([]Instance, error) {
 				return nil, fmt.Errorf("etcd key %s: %w", kv.Key, err)
 			}
 			for _, n := range s.Nodes {
-				is = append(is, Instance{n.Id, n.Address})
+				is = append(is, Instance{ID: n.Id, Address: n.Address})
 			}
 		}
 	default:
@@ -478,11 +511,17 @@ type Node struct {
 // lists an instance of service that it did not list before. Start one node
 // at a time, so that the new instance is the one just started.
 func (r *Registry) StartNode(dir, name, service, path string, args ...string) (*Node, error) {
+	return startNode(r.API, r.Addr, dir, name, service, path, args...)
+}
+
+// startNode starts a node against the registry r reads, at regAddr (its
+// --registry_address).
+func startNode(r *API, regAddr, dir, name, service, path string, args ...string) (*Node, error) {
 	before, err := r.IDs(service)
 	if err != nil {
 		return nil, err
 	}
-	args = append([]string{"--registry", r.Name, "--registry_address", r.Addr,
+	args = append([]string{"--registry", r.Name, "--registry_address", regAddr,
 		"--server_address", "127.0.0.1:0"}, args...)
 	p, err := Start(dir, name, path, args...)
 	if err != nil {

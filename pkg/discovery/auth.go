@@ -130,7 +130,7 @@ func consulConfig(c Config) (*api.Config, error) {
 		addr = c.Addresses[0]
 	}
 	return &api.Config{Address: addr, Scheme: scheme, Token: string(c.Token),
-		HttpClient: &http.Client{Transport: &consulToken{token: string(c.Token), next: t}}}, nil
+		HttpClient: &http.Client{Transport: &consulToken{token: string(c.Token), next: newConsulFailover(c.Addresses, t)}}}, nil
 }
 
 // consulToken sets the token of every request to ours, or to none: consul/api

@@ -273,6 +273,7 @@ bench: build tools $(BIN)/benchstat ## benchmarks and gateway load against Consu
 	$(BIN)/benchstat -filter '.name:Added' runs=$(BENCH_OUT)/go.txt | tee -a $(BENCH_OUT)/benchstat.txt
 	$(BIN)/benchstat -filter '.name:Layers' -col /layers $(BENCH_OUT)/go.txt | tee -a $(BENCH_OUT)/benchstat.txt
 	$(BIN)/benchstat -filter '.name:Lookup' -col /from $(BENCH_OUT)/go.txt | tee -a $(BENCH_OUT)/benchstat.txt
+	$(BIN)/benchstat -filter '.name:Instrumentation' -col /instr $(BENCH_OUT)/go.txt | tee -a $(BENCH_OUT)/benchstat.txt
 	PATH="$(BIN):$$PATH" go run ./bench/load -bin $(BIN) $(BENCH_LOAD_FLAGS) | tee $(BENCH_OUT)/load.md
 	@echo "load average at end: $$(cat /proc/loadavg)"
 

@@ -261,7 +261,7 @@ $(BIN)/benchstat: tools/benchstat/go.mod
 	cd tools/benchstat && go build -o $(BIN)/benchstat golang.org/x/perf/cmd/benchstat
 
 .PHONY: bench
-bench: build tools $(BIN)/benchstat ## benchmarks and gateway load against Consul and etcd; raw results in bin/bench/ (~8 min)
+bench: build tools $(BIN)/benchstat ## benchmarks and gateway load (bare net/http, bare gRPC, plain go-micro, ours and its metrics/tracing variants) against Consul and etcd; raw results in bin/bench/ (~20 min)
 	go build -o $(BIN)/plain/ ./bench/plain/...
 	@mkdir -p $(BENCH_OUT) && rm -f $(BENCH_OUT)/go.txt
 	@echo "load average at start: $$(cat /proc/loadavg)"

@@ -49,6 +49,9 @@ type composeStack struct {
 	http     *http.Client
 	consul   string // host:port of Consul's published HTTP API
 	dns      string // host:port of Consul's published DNS server, UDP and TCP
+	// Base URLs of Prometheus's API, Jaeger's query API and the gateway's
+	// metrics port (its status page), published.
+	prometheus, jaeger, status string
 }
 
 // startStack starts docker-compose.yml with registry, on free loopback
@@ -56,19 +59,49 @@ type composeStack struct {
 // when the test ends, after its logs are printed if the test failed.
 func startStack(t *testing.T, registry string) *composeStack {
 	t.Helper()
-	ports := stack.MustFreePorts(t, 3) // free for UDP too
-	s := &composeStack{
-		project:  "microstarter-e2e-" + registry,
-		registry: registry,
-		gateway:  fmt.Sprintf("https://127.0.0.1:%d", ports[0]),
-		http:     httpsClient(t),
-		consul:   fmt.Sprintf("127.0.0.1:%d", ports[1]),
-		dns:      fmt.Sprintf("127.0.0.1:%d", ports[2]),
+	return startProfile(t, registry, "")
+}
+
+// haMembers are the containers docker-compose.ha.yml adds (PROFILE=ha):
+// Consul's servers (consul is then the client agent) and etcd's other
+// members.
+var haMembers = []string{"consul-1", "consul-2", "consul-3", "etcd-2", "etcd-3"}
+
+// startProfile is startStack with a profile: "" or "ha", which adds
+// docker-compose.ha.yml as make up PROFILE=ha does.
+func startProfile(t *testing.T, registry, profile string) *composeStack {
+	t.Helper()
+	ports := stack.MustFreePorts(t, 6) // free for UDP too
+	project := "microstarter-e2e-" + registry
+	if profile != "" {
+		project = "microstarter-e2e-" + profile + "-" + registry
 	}
-	// CONSUL_IMAGE and ETCD_IMAGE come from the environment: make test-e2e
-	// sets them to the stand-ins it builds.
+	s := &composeStack{
+		project:    project,
+		registry:   registry,
+		gateway:    fmt.Sprintf("https://127.0.0.1:%d", ports[0]),
+		http:       httpsClient(t),
+		consul:     fmt.Sprintf("127.0.0.1:%d", ports[1]),
+		dns:        fmt.Sprintf("127.0.0.1:%d", ports[2]),
+		prometheus: fmt.Sprintf("http://127.0.0.1:%d", ports[3]),
+		jaeger:     fmt.Sprintf("http://127.0.0.1:%d", ports[4]),
+		status:     fmt.Sprintf("http://127.0.0.1:%d", ports[5]),
+	}
+	// CONSUL_IMAGE, ETCD_IMAGE, PROMETHEUS_IMAGE and JAEGER_IMAGE come from
+	// the environment: make test-e2e sets them to the stand-ins it builds.
 	s.env = append(os.Environ(), "REGISTRY="+registry,
-		fmt.Sprintf("GATEWAY_PORT=%d", ports[0]), fmt.Sprintf("CONSUL_PORT=%d", ports[1]), fmt.Sprintf("CONSUL_DNS_PORT=%d", ports[2]))
+		fmt.Sprintf("GATEWAY_PORT=%d", ports[0]), fmt.Sprintf("CONSUL_PORT=%d", ports[1]), fmt.Sprintf("CONSUL_DNS_PORT=%d", ports[2]),
+		fmt.Sprintf("PROMETHEUS_PORT=%d", ports[3]), fmt.Sprintf("JAEGER_PORT=%d", ports[4]), fmt.Sprintf("STATUS_PORT=%d", ports[5]))
+	want := map[string]int{"consul": 1, "etcd": 1, "init": 1, "user": 2, "hello": 1, "gateway": 1, "prometheus": 1, "jaeger": 1}
+	within := 90 * time.Second
+	if profile != "" {
+		// docker-compose reads COMPOSE_FILE as make up's -f flags.
+		s.env = append(s.env, "COMPOSE_FILE=docker-compose.yml:docker-compose."+profile+".yml")
+		for _, m := range haMembers {
+			want[m] = 1
+		}
+		within = 150 * time.Second // more containers on the same cores
+	}
 
 	s.compose(t, "down", "-v", "--remove-orphans") // what a killed earlier run left
 	s.requireLocalImages(t)
@@ -83,8 +116,7 @@ func startStack(t *testing.T, registry string) *composeStack {
 	})
 
 	s.compose(t, "up", "-d")
-	want := map[string]int{"consul": 1, "etcd": 1, "init": 1, "user": 2, "hello": 1, "gateway": 1}
-	eventually(t, 90*time.Second, func() error {
+	eventually(t, within, func() error {
 		count := map[string]int{}
 		for _, c := range s.containers(t, "") {
 			switch {
@@ -95,6 +127,9 @@ func startStack(t *testing.T, registry string) *composeStack {
 				}
 			case c.State != "running":
 				t.Fatalf("container %s is %s", c.Name, c.State)
+			case c.Ready == "running":
+				// No health check in its image (Jaeger): running will do;
+				// the test asks its API itself.
 			case c.Health != "healthy":
 				return fmt.Errorf("container %s is %s", c.Name, c.Health)
 			}
@@ -153,6 +188,7 @@ type container struct {
 	State             string // running, exited...
 	ExitCode          int
 	Health            string   // starting, healthy, unhealthy
+	Ready             string   // its label micro-starter.ready: "running" when it has no health check
 	IP                string   // on the project's network
 	Published         []string // host ip:port -> container port/proto, sorted
 }
@@ -193,6 +229,7 @@ func (s *composeStack) containers(tb testing.TB, service string) []container {
 			Service:  i.Config.Labels["com.docker.compose.service"],
 			State:    i.State.Status,
 			ExitCode: i.State.ExitCode,
+			Ready:    i.Config.Labels["micro-starter.ready"],
 			IP:       i.NetworkSettings.Networks[s.project+"_default"].IPAddress,
 		}
 		if i.State.Health != nil {
@@ -341,7 +378,12 @@ func dnsAnswer(tb testing.TB, instances []stack.Instance) stack.DNSAnswer {
 
 // etcdctl runs etcdctl in the stack's etcd container.
 func (s *composeStack) etcdctl(args ...string) (string, error) {
-	return command(s.env, "docker", append([]string{"exec", s.project + "_etcd_1", "/usr/local/bin/etcdctl"}, args...)...)
+	return s.etcdctlIn(s.project+"_etcd_1", args...)
+}
+
+// etcdctlIn runs etcdctl in the container named container (an etcd member).
+func (s *composeStack) etcdctlIn(container string, args ...string) (string, error) {
+	return command(s.env, "docker", append([]string{"exec", container, "/usr/local/bin/etcdctl"}, args...)...)
 }
 
 func mustInstances(tb testing.TB, r registryView, service string) []stack.Instance {
@@ -392,7 +434,7 @@ func buildProbe(tb testing.TB) string {
 	return bin
 }
 
-// load sends GET url every 10 ms, for at most a minute, until stopped, and
+// load sends GET url every 10 ms, for at most 2 minutes, until stopped, and
 // counts the answers that are 200 with a JSON body naming an instance.
 type load struct {
 	client *http.Client
@@ -417,7 +459,7 @@ func (l *load) run() {
 	defer close(l.done)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	limit := time.After(time.Minute)
+	limit := time.After(2 * time.Minute)
 	for {
 		select {
 		case <-l.stop:
@@ -462,6 +504,13 @@ func (l *load) running() error {
 // are final then.
 func (l *load) stopAfterMore(tb testing.TB, n int) {
 	tb.Helper()
+	l.waitForMore(tb, n)
+	l.halt()
+}
+
+// waitForMore returns once n more requests have gone.
+func (l *load) waitForMore(tb testing.TB, n int) {
+	tb.Helper()
 	target := l.total() + n
 	eventually(tb, 20*time.Second, func() error {
 		if got := l.total(); got < target {
@@ -469,7 +518,6 @@ func (l *load) stopAfterMore(tb testing.TB, n int) {
 		}
 		return nil
 	})
-	l.halt()
 }
 
 func (l *load) halt() {

@@ -40,6 +40,8 @@ func TestStack(t *testing.T) {
 			if want := "Hello, Ada Lovelace!"; hello.Message != want {
 				t.Errorf("GET /hello?user_id=ada: message %q, want %q", hello.Message, want)
 			}
+			// Its trace is looked for in Jaeger below, once sent.
+			traced := s.tracedHello(t)
 
 			// The registry's own API lists every service, and each user
 			// instance under the address of its container.
@@ -81,7 +83,8 @@ func TestStack(t *testing.T) {
 				t.Errorf("instances that answered %v, want the registered ones %v", got, want)
 			}
 
-			// Locked down: only the gateway and Consul's API, UI and DNS
+			// Locked down: only the gateway (its API, its status page),
+			// Consul's API, UI and DNS, Prometheus and Jaeger's query API
 			// are published, on the loopback interface; the registries
 			// refuse whoever has no credentials (Consul lets anyone read
 			// its catalogue, which DNS needs, but nothing more); and a
@@ -90,8 +93,11 @@ func TestStack(t *testing.T) {
 			// certificate can.
 			for _, c := range s.containers(t, "") {
 				want := map[string][]string{
-					"gateway": {"127.0.0.1:" + strings.TrimPrefix(s.gateway, "https://127.0.0.1:") + " -> 8080/tcp"},
-					"consul":  {s.consul + " -> 8500/tcp", s.dns + " -> 8600/tcp", s.dns + " -> 8600/udp"},
+					"gateway": {"127.0.0.1:" + strings.TrimPrefix(s.gateway, "https://127.0.0.1:") + " -> 8080/tcp",
+						strings.TrimPrefix(s.status, "http://") + " -> 9100/tcp"},
+					"consul":     {s.consul + " -> 8500/tcp", s.dns + " -> 8600/tcp", s.dns + " -> 8600/udp"},
+					"prometheus": {strings.TrimPrefix(s.prometheus, "http://") + " -> 9090/tcp"},
+					"jaeger":     {strings.TrimPrefix(s.jaeger, "http://") + " -> 16686/tcp"},
 				}[c.Service]
 				slices.Sort(want) // as Published is
 				if !slices.Equal(c.Published, want) {
@@ -137,6 +143,13 @@ func TestStack(t *testing.T) {
 					t.Errorf("a call to user from a container on the network, %s: succeeded %v (%q), want %v with %q", tc.name, ok, out, tc.ok, tc.want)
 				}
 			}
+
+			// Seen: Prometheus scraped every instance, found through the
+			// registry, after the requests above; Jaeger has the trace of
+			// one /hello across the three services.
+			s.requireMetrics(t)
+			s.requireTrace(t, traced)
+			s.requireStatusPage(t)
 
 			// Stopping one user instance under a steady load loses no
 			// request, and the instance leaves the registry.

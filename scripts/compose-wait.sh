@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Waits until every container of a compose project reports healthy (each
-# long-running service in docker-compose.yml has a health check) and every
-# one-shot container (init: no health check) has exited 0, for `make up`:
-# docker-compose 1.29 has no `up --wait`. Fails at once if a container has
+# long-running service in docker-compose.yml has a health check, but those
+# labelled micro-starter.ready=running, whose image has nothing to check
+# with: running is enough) and every one-shot container (init: no health
+# check) has exited 0, for `make up`: docker-compose 1.29 has no `up --wait`. Fails at once if a container has
 # stopped otherwise, and after TIMEOUT seconds (default 120).
 #
 #   scripts/compose-wait.sh PROJECT
@@ -17,11 +18,12 @@ while :; do
 		echo "compose project $project has no containers" >&2
 		exit 1
 	fi
-	# One line per container: name, state, health, exit status.
-	states=$(docker inspect -f '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}no-healthcheck{{end}} {{.State.ExitCode}}' $ids)
-	# A one-shot job that exited 0 is done; every other container must be
+	# One line per container: name, state, health, exit status, ready label.
+	states=$(docker inspect -f '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}no-healthcheck{{end}} {{.State.ExitCode}} {{or (index .Config.Labels "micro-starter.ready") "-"}}' $ids)
+	# A one-shot job that exited 0 is done, a container labelled ready when
+	# running is ready when running; every other container must be
 	# healthy, and running (or about to) while it is not yet.
-	waiting=$(awk '!($2 == "exited" && $3 == "no-healthcheck" && $4 == 0) && $3 != "healthy"' <<<"$states")
+	waiting=$(awk '!($2 == "exited" && $3 == "no-healthcheck" && $4 == 0) && !($2 == "running" && $5 == "running") && $3 != "healthy"' <<<"$states")
 	if [ -z "$waiting" ]; then
 		exit 0
 	fi

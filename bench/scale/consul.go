@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -13,11 +14,64 @@ import (
 	"github.com/example/micro-starter/internal/stack"
 )
 
-// server is a registry process started for one measurement.
+// server is the registry started for one measurement: one process, or a
+// cluster of them.
 type server struct {
-	addr, version string
-	pid           int
-	stop          func()
+	version string
+	pids    []int    // every process of it, whose CPU is the registry's
+	addrs   []string // what an instance registers through
+	// callerAddrs is what caller w looks up and watches through.
+	callerAddrs func(w int) []string
+	stop        func()
+}
+
+func single(addr, version string, pid int, stop func()) *server {
+	return &server{version: version, pids: []int{pid}, addrs: []string{addr},
+		callerAddrs: func(int) []string { return []string{addr} }, stop: stop}
+}
+
+// startCluster starts three etcd members, or three Consul servers and a
+// client agent (stack.StartCluster). Every address of the cluster is
+// given to each instance and caller, as to the services (the Consul agent
+// first, the servers to fail over to); except that Consul's callers look
+// up and watch through the servers, a different one first for each
+// caller: through the one agent, the 50 instances and 20 callers would
+// pass its 200 connections per client address (they all come from
+// 127.0.0.1), and an agent forwards those reads to the servers anyway.
+func startCluster(dir, name, bin string) (*server, error) {
+	c, err := stack.StartCluster(dir, name, bin)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{addrs: c.Addrs(), callerAddrs: func(int) []string { return c.Addrs() }, stop: c.Close}
+	for _, m := range c.Members {
+		s.pids = append(s.pids, m.Pid())
+	}
+	hc := &http.Client{Timeout: 2 * time.Second}
+	defer hc.CloseIdleConnections()
+	if name == "consul" {
+		s.pids = append(s.pids, c.Agent.Pid())
+		var servers []string
+		for _, m := range c.Members {
+			servers = append(servers, m.Addr)
+		}
+		s.callerAddrs = func(w int) []string {
+			k := w % len(servers)
+			return append(slices.Clone(servers[k:]), servers[:k]...)
+		}
+		var self struct{ Config struct{ Version string } }
+		err = stack.GetJSON(hc, "http://"+c.Agent.Addr+"/v1/agent/self", &self)
+		s.version = self.Config.Version
+	} else {
+		var v struct{ Etcdserver string }
+		err = stack.GetJSON(hc, "http://"+c.Members[0].Addr+"/version", &v)
+		s.version = v.Etcdserver
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // startRegistry starts etcd with stack.StartRegistry, and Consul with the
@@ -37,7 +91,7 @@ func startRegistry(dir, name, bin string, maxConns int) (*server, error) {
 			r.Stop()
 			return nil, err
 		}
-		return &server{addr: r.Addr, version: r.Version, pid: pid, stop: r.Stop}, nil
+		return single(r.Addr, r.Version, pid, r.Stop), nil
 	}
 	path := filepath.Join(bin, "consul")
 	if bin == "" {
@@ -87,5 +141,5 @@ func startRegistry(dir, name, bin string, maxConns int) (*server, error) {
 		stop()
 		return nil, err
 	}
-	return &server{addr: addr, version: version, pid: p.Cmd.Process.Pid, stop: stop}, nil
+	return single(addr, version, p.Cmd.Process.Pid, stop), nil
 }

@@ -14,20 +14,21 @@ import (
 // does not expose it).
 const clockTick = 10 * time.Millisecond
 
-// registryCPU returns a function that reads the CPU time process pid has
-// used so far.
-func registryCPU(pid int) func() time.Duration {
-	stat := filepath.Join("/proc", strconv.Itoa(pid), "stat")
+// registryCPU returns a function that reads the CPU time the processes
+// pids have used so far, together.
+func registryCPU(pids []int) func() time.Duration {
 	return func() time.Duration {
-		b, err := os.ReadFile(stat)
-		if err != nil {
-			return 0 // exited: the phase shows as 0
+		var sum time.Duration
+		for _, pid := range pids {
+			b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+			if err != nil {
+				continue // exited: it adds nothing more
+			}
+			if s, err := parseStat(string(b)); err == nil {
+				sum += s.cpu
+			}
 		}
-		s, err := parseStat(string(b))
-		if err != nil {
-			return 0
-		}
-		return s.cpu
+		return sum
 	}
 }
 

@@ -50,12 +50,13 @@ type usageError struct{ error }
 type config struct {
 	bin        string // where consul and etcd are; empty: PATH
 	registries []string
-	sizes      []int // registered instances, one measurement per size
-	services   int   // the instances are spread over this many services
-	watchers   int   // callers, each watching every service
-	lookups    int   // uncached lookups per caller
-	cached     int   // cached lookups per caller
-	changes    int   // registrations (and as many deregistrations) timed
+	topologies []string // single (one process) and cluster (stack.StartCluster)
+	sizes      []int    // registered instances, one measurement per size
+	services   int      // the instances are spread over this many services
+	watchers   int      // callers, each watching every service
+	lookups    int      // uncached lookups per caller
+	cached     int      // cached lookups per caller
+	changes    int      // registrations (and as many deregistrations) timed
 	steady     time.Duration
 	// Consul's concurrent HTTP connections per client address; 0: its default (200).
 	consulConns int
@@ -66,9 +67,10 @@ func parse(args []string, stdout io.Writer) (config, error) {
 	c := config{}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	fs.SetOutput(stdout)
-	registries, sizes := "consul,etcd", "10,25,50"
+	registries, sizes, topologies := "consul,etcd", "10,25,50", "single,cluster"
 	fs.StringVar(&c.bin, "bin", "", "folder of the consul and etcd binaries (make tools); empty: PATH")
 	fs.StringVar(&registries, "registries", registries, "registries to measure, comma-separated")
+	fs.StringVar(&topologies, "topologies", topologies, "single: one registry process; cluster: three etcd members, or three Consul servers and a client agent")
 	fs.StringVar(&sizes, "instances", sizes, "numbers of registered instances to measure, comma-separated")
 	fs.IntVar(&c.services, "services", 5, "services the instances are spread over")
 	fs.IntVar(&c.watchers, "watchers", 20, "callers, each watching every service through go-micro's cache")
@@ -89,6 +91,12 @@ func parse(args []string, stdout io.Writer) (config, error) {
 			return c, &usageError{fmt.Errorf("-registries: %q is not consul or etcd", r)}
 		}
 		c.registries = append(c.registries, r)
+	}
+	for _, t := range strings.Split(topologies, ",") {
+		if t != "single" && t != "cluster" {
+			return c, &usageError{fmt.Errorf("-topologies: %q is not single or cluster", t)}
+		}
+		c.topologies = append(c.topologies, t)
 	}
 	for _, s := range strings.Split(sizes, ",") {
 		n, err := strconv.Atoi(s)
@@ -124,14 +132,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	rep := newReport(c)
 	for _, name := range c.registries {
-		for _, n := range c.sizes {
-			fmt.Fprintf(stdout, "%s, %d instances, %d watchers ...\n", name, n, c.watchers)
-			res, err := measure(ctx, c, dir, name, n)
-			if err != nil {
-				return fmt.Errorf("scale: %s, %d instances: %w", name, n, err)
+		for _, t := range c.topologies {
+			for _, n := range c.sizes {
+				fmt.Fprintf(stdout, "%s (%s), %d instances, %d watchers ...\n", name, t, n, c.watchers)
+				res, err := measure(ctx, c, dir, name, t == "cluster", n)
+				if err != nil {
+					return fmt.Errorf("scale: %s (%s), %d instances: %w", name, t, n, err)
+				}
+				fmt.Fprintln(stdout, res.line())
+				rep.add(res)
 			}
-			fmt.Fprintln(stdout, res.line())
-			rep.add(res)
 		}
 	}
 	rep.finish()

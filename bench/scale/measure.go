@@ -31,6 +31,7 @@ const (
 // result is one registry at one size.
 type result struct {
 	registry, version          string
+	members                    int // processes: 1, or a cluster's
 	instances, services, watch int
 
 	uncached, cached []time.Duration
@@ -84,16 +85,20 @@ func (i instance) register(healthPort int) error {
 
 // measure starts the registry, registers n instances, starts the callers
 // and measures each phase, then stops everything it started.
-func measure(ctx context.Context, c config, dir, name string, n int) (res result, err error) {
+func measure(ctx context.Context, c config, dir, name string, cluster bool, n int) (res result, err error) {
 	res = result{registry: name, instances: n, services: min(c.services, n), watch: c.watchers}
-	srv, err := startRegistry(dir, name, c.bin, c.consulConns)
+	start := startRegistry
+	if cluster {
+		start = func(dir, name, bin string, _ int) (*server, error) { return startCluster(dir, name, bin) }
+	}
+	srv, err := start(dir, name, c.bin, c.consulConns)
 	if err != nil {
 		return res, err
 	}
 	defer srv.stop()
-	res.version = srv.version
-	cpu := registryCPU(srv.pid)
-	cfg := discovery.Config{Name: name, Addresses: []string{srv.addr}, Timeout: 5 * time.Second}
+	res.version, res.members = srv.version, len(srv.pids)
+	cpu := registryCPU(srv.pids)
+	cfg := discovery.Config{Name: name, Addresses: srv.addrs, Timeout: 5 * time.Second}
 
 	// GET /health for every instance: what Consul's HTTP check asks.
 	health, err := net.Listen("tcp", "127.0.0.1:0")
@@ -172,7 +177,9 @@ func measure(ctx context.Context, c config, dir, name string, n int) (res result
 	}
 	callers := make([]caller, c.watchers)
 	for w := range callers {
-		base, err := discovery.New(cfg)
+		callerCfg := cfg
+		callerCfg.Addresses = srv.callerAddrs(w)
+		base, err := discovery.New(callerCfg)
 		if err != nil {
 			return res, err
 		}
@@ -213,13 +220,13 @@ func measure(ctx context.Context, c config, dir, name string, n int) (res result
 
 	// Phase 2: at rest. Instances refresh, Consul checks, callers watch.
 	before, events := cpu(), rec.delivered.Load()
-	start := time.Now()
+	t0 := time.Now()
 	select {
 	case <-ctx.Done():
 		return res, ctx.Err()
 	case <-time.After(c.steady):
 	}
-	res.steady, res.steadyCPU = time.Since(start), cpu()-before
+	res.steady, res.steadyCPU = time.Since(t0), cpu()-before
 	// Nothing was registered or removed: any result is a check that
 	// flapped (or a watch that restarted), told to every watcher.
 	res.restEvents = rec.delivered.Load() - events
@@ -250,7 +257,7 @@ func measure(ctx context.Context, c config, dir, name string, n int) (res result
 		}
 		wg.Wait()
 	}
-	before, start = cpu(), time.Now()
+	before, t0 = cpu(), time.Now()
 	stale.Store(0)
 	lookups(c.lookups, func(cl caller, s string) error {
 		got, err := cl.reg.GetService(s)
@@ -259,7 +266,7 @@ func measure(ctx context.Context, c config, dir, name string, n int) (res result
 		}
 		return err
 	}, &res.uncached, &res.lookupErrors)
-	res.lookupCPU, res.lookupWall = cpu()-before, time.Since(start)
+	res.lookupCPU, res.lookupWall = cpu()-before, time.Since(t0)
 	res.stale = stale.Load()
 	lookups(c.cached, func(cl caller, s string) error {
 		next, err := cl.sel.Select(s)
@@ -271,7 +278,7 @@ func measure(ctx context.Context, c config, dir, name string, n int) (res result
 
 	// Phase 4: churn. One instance at a time joins, then leaves; each
 	// change is timed until every caller's watch has delivered it.
-	before, start = cpu(), time.Now()
+	before, t0 = cpu(), time.Now()
 	for k := range c.changes {
 		s := services[k%len(services)]
 		in, err := newInstance(s, s+"-new-"+strconv.Itoa(k), 30000+k)
@@ -302,7 +309,7 @@ func measure(ctx context.Context, c config, dir, name string, n int) (res result
 			return res, err
 		}
 	}
-	res.churnCPU, res.churnWall = cpu()-before, time.Since(start)
+	res.churnCPU, res.churnWall = cpu()-before, time.Since(t0)
 	return res, nil
 }
 

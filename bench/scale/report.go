@@ -52,17 +52,23 @@ func (r *report) markdown() string {
 			regs = append(regs, "etcd "+versions[name]+" (one member)")
 		}
 	}
-	fmt.Fprintf(&b, "Each registry a single process on 127.0.0.1: %s. The instances are spread over %d services and re-register every %v "+
+	clusters := ""
+	if slices.Contains(c.topologies, "cluster") {
+		clusters = "; and as a cluster (stack.StartCluster): three etcd members, every instance and caller given all three; " +
+			"three Consul servers (raft_multiplier 1) and one client agent that every instance registers through and that checks them, each caller looking up and watching " +
+			"through the servers, a different one first (through the one agent, 50 instances and 20 callers from one address would pass its default limit of 200 connections)"
+	}
+	fmt.Fprintf(&b, "Each registry on 127.0.0.1, as one process: %s%s. The instances are spread over %d services and re-register every %v "+
 		"(with Consul, Consul also asks each one's /health every 2 s); %d callers each watch every service through go-micro's cache. "+
 		"Lookups: %d from the registry and then %d from the cache per caller, all callers at once. Watch delay: from the start of a registration "+
 		"(join) or deregistration (leave) until every caller's watch has delivered it, %d of each, one at a time. Registry CPU: utime+stime of its "+
-		"process, at rest (instances refreshing, callers watching) over %v, as a share of one core; then per phase.\n\n",
-		strings.Join(regs, "; "), c.services, registerInterval, c.watchers, c.lookups, c.cached, c.changes, c.steady)
-	b.WriteString("| registry | instances | lookup from registry p50 / p99 | stale answers | from cache p50 / p99 | watch delay, join: all callers p50 / p99 (max) | one caller p50 | leave: all callers p50 / p99 | missed deliveries | failed lookups, registry / cache | watch results at rest | registry CPU at rest | registry CPU per registration / lookup / join or leave |\n")
-	b.WriteString("| --- | ---: | --- | ---: | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |\n")
+		"processes together, at rest (instances refreshing, callers watching) over %v, as a share of one core; then per phase.\n\n",
+		strings.Join(regs, "; "), clusters, c.services, registerInterval, c.watchers, c.lookups, c.cached, c.changes, c.steady)
+	b.WriteString("| registry | processes | instances | lookup from registry p50 / p99 | stale answers | from cache p50 / p99 | watch delay, join: all callers p50 / p99 (max) | one caller p50 | leave: all callers p50 / p99 | missed deliveries | failed lookups, registry / cache | watch results at rest | registry CPU at rest | registry CPU per registration / lookup / join or leave |\n")
+	b.WriteString("| --- | --- | ---: | --- | ---: | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |\n")
 	for _, res := range r.results {
-		fmt.Fprintf(&b, "| %s | %d | %s / %s | %d | %s / %s | %s / %s (%s) | %s | %s / %s | %d | %d / %d | %d | %.1f %% | %s / %s / %s |\n",
-			res.registry, res.instances,
+		fmt.Fprintf(&b, "| %s | %s | %d | %s / %s | %d | %s / %s | %s / %s (%s) | %s | %s / %s | %d | %d / %d | %d | %.1f %% | %s / %s / %s |\n",
+			res.registry, processes(res), res.instances,
 			fmtDur(pct(res.uncached, 50)), fmtDur(pct(res.uncached, 99)), res.stale,
 			fmtDur(pct(res.cached, 50)), fmtDur(pct(res.cached, 99)),
 			fmtDur(pct(res.added, 50)), fmtDur(pct(res.added, 99)), fmtDur(pct(res.added, 100)),
@@ -76,6 +82,17 @@ func (r *report) markdown() string {
 		"results the watches delivered while nothing was registered or removed, so checks that flapped (or watches that restarted), each told to every watcher. Registry CPU per operation: its CPU over the phase, less its rate at rest over the same time, divided by the operations; " +
 		"a join or leave includes telling every caller. CPU is counted in ticks of 10 ms, so small figures are rough.\n")
 	return b.String()
+}
+
+func processes(r result) string {
+	switch {
+	case r.members == 1:
+		return "1"
+	case r.registry == "consul":
+		return fmt.Sprintf("%d servers + agent", r.members-1)
+	default:
+		return fmt.Sprintf("%d members", r.members)
+	}
 }
 
 // writeSection replaces the text between the markers in path.

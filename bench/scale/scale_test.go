@@ -24,14 +24,22 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"consul", "etcd"} {
+	for _, tt := range []struct {
+		name    string
+		cluster bool
+		members int
+	}{{"consul", false, 1}, {"etcd", false, 1}, {"consul", true, 4}, {"etcd", true, 3}} {
+		name := tt.name
+		if tt.cluster {
+			name += "-cluster"
+		}
 		t.Run(name, func(t *testing.T) {
-			res, err := measure(t.Context(), c, t.TempDir(), name, 3)
+			res, err := measure(t.Context(), c, t.TempDir(), tt.name, tt.cluster, 3)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.version == "" {
-				t.Error("no registry version")
+			if res.version == "" || res.members != tt.members {
+				t.Errorf("registry version %q, %d processes; want a version and %d", res.version, res.members, tt.members)
 			}
 			if got, want := len(res.uncached), c.watchers*c.lookups; got != want {
 				t.Errorf("%d lookups from the registry timed, want %d", got, want)
@@ -68,7 +76,7 @@ func TestRunWritesSection(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stdout strings.Builder
-	err := run(context.Background(), []string{"scale", "-registries", "etcd", "-instances", "2", "-watchers", "2",
+	err := run(context.Background(), []string{"scale", "-registries", "etcd", "-topologies", "single", "-instances", "2", "-watchers", "2",
 		"-lookups", "2", "-cached", "2", "-changes", "1", "-steady", "100ms", "-out", out}, os.Getenv, &stdout)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, stdout.String())
@@ -81,7 +89,7 @@ func TestRunWritesSection(t *testing.T) {
 	if !strings.HasPrefix(doc, before+beginMarker+"\n") || !strings.HasSuffix(doc, endMarker+after) {
 		t.Errorf("text outside the markers changed:\n%s", doc)
 	}
-	if strings.Contains(doc, "old figures") || !strings.Contains(doc, "\n| etcd | 2 | ") {
+	if strings.Contains(doc, "old figures") || !strings.Contains(doc, "\n| etcd | 1 | 2 | ") {
 		t.Errorf("section not replaced by a row for etcd with 2 instances:\n%s", doc)
 	}
 }
@@ -103,6 +111,7 @@ func TestParseRejects(t *testing.T) {
 	for _, args := range [][]string{
 		{"-registries", "mdns"},
 		{"-instances", "0"},
+		{"-topologies", "single,ring"},
 		{"-instances", "10,x"},
 		{"-watchers", "0"},
 		{"-steady", "0s"},

@@ -290,7 +290,7 @@ bench-smoke: tools ## run every benchmark once (-benchtime=1x) and every bench/l
 # section of docs/scaling.md; a tiny run is a test, so make test runs it.
 SCALE_FLAGS ?=
 .PHONY: scale
-scale: $(BIN)/consul $(BIN)/etcd ## measure the registries with up to 50 instances and 20 watchers; results into docs/scaling.md (~3 min)
+scale: $(BIN)/consul $(BIN)/etcd ## measure the registries with up to 50 instances and 20 watchers; results into docs/scaling.md (~5 min)
 	@echo "load average at start: $$(cat /proc/loadavg)"
 	go run ./bench/scale -bin $(BIN) -out docs/scaling.md $(SCALE_FLAGS)
 

@@ -42,8 +42,9 @@ type Member struct {
 	args []string
 	dir  string
 
-	mu   sync.Mutex
-	proc *Proc
+	mu     sync.Mutex
+	proc   *Proc
+	paused bool
 }
 
 // StartCluster starts a fresh three-member etcd cluster, or three Consul
@@ -74,9 +75,11 @@ func StartCluster(dir, name, bin string) (*Cluster, error) {
 	}
 	c.API = &API{Name: name, Addr: c.Addrs()[0], addrs: c.Addrs()}
 	if name == "etcd" {
-		if c.etcd, err = c.API.newEtcd(); err != nil {
+		cli, err := c.API.newEtcd()
+		if err != nil {
 			return nil, err
 		}
+		c.API.setEtcd(cli)
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(c.all()))
@@ -173,6 +176,9 @@ func (c *Cluster) setUpConsul(path string) error {
 			m.args = append(m.args, "-server", "-bootstrap-expect", "3", "-hcl", "performance { raft_multiplier = 1 }")
 			c.Members = append(c.Members, m)
 		} else {
+			// An RPC to a server that stopped answering (paused, partitioned)
+			// would hold the agent's catalogue sync for the default 60 s.
+			m.args = append(m.args, "-hcl", `limits { rpc_client_timeout = "2s" }`)
 			c.Agent = m
 		}
 	}
@@ -243,7 +249,7 @@ func (c *Cluster) memberReady(m *Member) error {
 	case "etcd":
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		st, err := c.etcd.Status(ctx, m.Addr)
+		st, err := c.Etcd().Status(ctx, m.Addr)
 		if err != nil {
 			return fmt.Errorf("%s: %w", m.Name, err)
 		}
@@ -273,7 +279,7 @@ func (c *Cluster) Leader() (*Member, error) {
 			}
 		case "etcd":
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			st, err := c.etcd.Status(ctx, m.Addr)
+			st, err := c.Etcd().Status(ctx, m.Addr)
 			cancel()
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", m.Name, err)
@@ -346,9 +352,10 @@ func (c *Cluster) Stop(m *Member) {
 // Restart starts m again, stopped or killed, on its ports and data
 // directory, and waits until it answers and knows the leader.
 func (c *Cluster) Restart(m *Member) error {
-	if m.running() {
+	if p := m.process(); p != nil && !p.Exited() {
 		c.Stop(m)
 	}
+	m.setPaused(false)
 	if err := m.start(); err != nil {
 		return err
 	}
@@ -361,10 +368,24 @@ func (c *Cluster) Restart(m *Member) error {
 
 // Pause stops m without ending it (SIGSTOP): its connections stay open and
 // it answers nothing, to the other members either: a partitioned member.
-func (c *Cluster) Pause(m *Member) error { return m.process().Pause() }
+// Leader and Follower leave it out until Resume.
+func (c *Cluster) Pause(m *Member) error {
+	m.setPaused(true)
+	return m.process().Pause()
+}
 
 // Resume lets a paused member go on.
-func (c *Cluster) Resume(m *Member) error { return m.process().Resume() }
+func (c *Cluster) Resume(m *Member) error {
+	err := m.process().Resume()
+	m.setPaused(false)
+	return err
+}
+
+func (m *Member) setPaused(p bool) {
+	m.mu.Lock()
+	m.paused = p
+	m.mu.Unlock()
+}
 
 // Close ends every process of the cluster with SIGKILL: its data is thrown
 // away, and a clean stop (leadership transfer, the agent leaving) takes
@@ -425,11 +446,13 @@ func (m *Member) process() *Proc {
 	return m.proc
 }
 
-// running reports whether m's process has started and not exited (a paused
-// one is running).
+// running reports whether m's process has started, not exited and is not
+// paused: whether it can answer.
 func (m *Member) running() bool {
-	p := m.process()
-	return p != nil && !p.Exited()
+	m.mu.Lock()
+	p, paused := m.proc, m.paused
+	m.mu.Unlock()
+	return p != nil && !p.Exited() && !paused
 }
 
 func (m *Member) exited() bool {

@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -192,10 +194,12 @@ func (r *Registry) start() error {
 	if r.Name == "etcd" {
 		// A new client each start: an old one would wait out gRPC's
 		// reconnect backoff (up to 120 s) after a restart.
-		if r.etcd, err = r.API.newEtcd(); err != nil {
+		cli, err := r.API.newEtcd()
+		if err != nil {
 			r.proc.Stop(stopWithin)
 			return err
 		}
+		r.API.setEtcd(cli)
 	}
 	return nil
 }
@@ -253,6 +257,17 @@ func (r *Registry) Restart() error {
 func (r *Registry) Pause() error  { return r.proc.Pause() }
 func (r *Registry) Resume() error { return r.proc.Resume() }
 
+// Kill ends the registry server with SIGKILL (a crash) and waits for it to
+// exit; Restart starts it again.
+func (r *Registry) Kill() error {
+	r.API.Close()
+	if err := r.proc.Signal(syscall.SIGKILL); err != nil {
+		return err
+	}
+	_ = r.proc.Signal(syscall.SIGCONT) // a paused process acts on nothing else
+	return waitExit(r.proc)
+}
+
 // Stop ends the registry server.
 func (r *Registry) Stop() {
 	r.API.Close()
@@ -264,6 +279,8 @@ func (r *Registry) Stop() {
 type API struct {
 	Name string // consul or etcd: the services' --registry
 	Addr string // host:port: the services' --registry_address
+
+	mu   sync.Mutex // guards etcd: a restart replaces it while others read
 	etcd *clientv3.Client
 
 	// secret is what the API reads with: Consul's management token or
@@ -318,11 +335,14 @@ func (a *API) consulHTTP() *http.Client {
 }
 
 // consulURL is the URL of path on a's Consul.
-func (a *API) consulURL(path string) string {
-	if a.tls != nil {
-		return "https://" + a.Addr + path
+func (a *API) consulURL(path string) string { return consulURLAt(a.tls != nil, a.Addr, path) }
+
+// consulURLAt is the URL of path on the Consul agent at addr.
+func consulURLAt(https bool, addr, path string) string {
+	if https {
+		return "https://" + addr + path
 	}
-	return "http://" + a.Addr + path
+	return "http://" + addr + path
 }
 
 // consulGet gets path from a's Consul into v: from each address of a
@@ -338,9 +358,7 @@ func (a *API) consulGet(path string, v any) error {
 		addrs = []string{a.Addr}
 	}
 	for _, addr := range addrs {
-		b := *a
-		b.Addr = addr
-		err := GetJSON(c, b.consulURL(path), v)
+		err := GetJSON(c, consulURLAt(a.tls != nil, addr, path), v)
 		if err == nil {
 			return nil
 		}
@@ -391,9 +409,11 @@ func OpenAPIAs(name, addr, secret string) (*API, error) {
 	case "consul":
 	case "etcd":
 		var err error
-		if a.etcd, err = a.newEtcd(); err != nil {
+		cli, err := a.newEtcd()
+		if err != nil {
 			return nil, err
 		}
+		a.setEtcd(cli)
 	default:
 		return nil, fmt.Errorf("unknown registry %q", name)
 	}
@@ -413,6 +433,8 @@ func MustOpenAPI(tb testing.TB, name, addr string) *API {
 
 // Close releases the connection to etcd.
 func (a *API) Close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	if a.etcd != nil {
 		a.etcd.Close()
 		a.etcd = nil
@@ -421,7 +443,17 @@ func (a *API) Close() {
 
 // Etcd is the client of an etcd server, for what Instances does not read;
 // nil for Consul.
-func (a *API) Etcd() *clientv3.Client { return a.etcd }
+func (a *API) Etcd() *clientv3.Client {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.etcd
+}
+
+func (a *API) setEtcd(c *clientv3.Client) {
+	a.mu.Lock()
+	a.etcd = c
+	a.mu.Unlock()
+}
 
 // Instances lists the instances of service that the registry would hand
 // out: Consul's passing health entries (an instance with a critical check
@@ -451,7 +483,11 @@ func (a *API) Instances(service string) ([]Instance, error) {
 	case "etcd":
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		rsp, err := a.etcd.Get(ctx, "/micro/registry/"+service+"/", clientv3.WithPrefix())
+		cli := a.Etcd()
+		if cli == nil {
+			return nil, errors.New("etcd: stopped")
+		}
+		rsp, err := cli.Get(ctx, "/micro/registry/"+service+"/", clientv3.WithPrefix())
 		if err != nil {
 			return nil, fmt.Errorf("etcd: %w", err)
 		}

@@ -94,6 +94,12 @@ func Check(o *Objects, want Want) error {
 	}
 
 	// The services.
+	var others []map[string]string
+	for _, w := range all {
+		if w.kind != "Deployment" {
+			others = append(others, w.pod.Labels)
+		}
+	}
 	for _, name := range want.Services {
 		w, ok := services[name]
 		if !ok {
@@ -108,7 +114,7 @@ func Check(o *Objects, want Want) error {
 			fail("%s: image %q, want %q (make images)", w, c.Image, img)
 		}
 		errs = append(errs, checkServiceEnv(w, c, want.Registry, o)...)
-		errs = append(errs, checkPolicies(w, c, name == want.Public, want.PublicPort, o.NetworkPolicies)...)
+		errs = append(errs, checkPolicies(w, c, name == want.Public, want.PublicPort, o.NetworkPolicies, others)...)
 	}
 	errs = append(errs, checkPublic(services[want.Public], want, o)...)
 	errs = append(errs, checkRegistry(want.Registry, services, o)...)
@@ -264,7 +270,8 @@ func checkServiceEnv(w workload, c corev1.Container, registry string, o *Objects
 // checkPolicies: some NetworkPolicy isolates the service's pods; RPC is
 // admitted only from pods (the services), never from any address; only
 // the public service admits anyone, and on its public port only.
-func checkPolicies(w workload, c corev1.Container, public bool, publicPort string, policies []*networkingv1.NetworkPolicy) []error {
+// others are the labels of pods that are not services (the registry's).
+func checkPolicies(w workload, c corev1.Container, public bool, publicPort string, policies []*networkingv1.NetworkPolicy, others []map[string]string) []error {
 	var errs []error
 	fail := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{w}, args...)...))
@@ -285,6 +292,13 @@ func checkPolicies(w workload, c corev1.Container, public bool, publicPort strin
 					return peer.IPBlock != nil || peer.NamespaceSelector != nil
 				}) {
 					fail("NetworkPolicy %s admits RPC (%d) from addresses or namespaces, not the services' pods", p.Name, port.ContainerPort)
+				}
+				// An empty pod selector is every pod of the namespace.
+				if port.ContainerPort == rpc.ContainerPort && slices.ContainsFunc(rule.From, func(peer networkingv1.NetworkPolicyPeer) bool {
+					return peer.IPBlock == nil && peer.NamespaceSelector == nil &&
+						(!selects(peer.PodSelector, w.pod.Labels) || slices.ContainsFunc(others, func(l map[string]string) bool { return selects(peer.PodSelector, l) }))
+				}) {
+					fail("NetworkPolicy %s admits RPC (%d) from pods other than the services'", p.Name, port.ContainerPort)
 				}
 				if len(rule.From) == 0 {
 					if !public || port.Name != publicPort {

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
@@ -172,6 +173,17 @@ func TestCheckFails(t *testing.T) {
 		{"RPC from anyone", "etcd", "", func(o *Objects) {
 			policy(o, "micro-services").Spec.Ingress[0].From = nil
 		}, "NetworkPolicy micro-services admits RPC (9090) from anyone"},
+		{"RPC from every pod", "consul", "", func(o *Objects) {
+			policy(o, "micro-services").Spec.Ingress[0].From[0].PodSelector = &metav1.LabelSelector{}
+		}, "NetworkPolicy micro-services admits RPC (9090) from pods other than the services'"},
+		{"RPC from the registry's pods", "etcd", "", func(o *Objects) {
+			policy(o, "micro-services").Spec.Ingress[0].From[0].PodSelector = &metav1.LabelSelector{
+				MatchLabels: map[string]string{"app.kubernetes.io/name": "etcd"}}
+		}, "NetworkPolicy micro-services admits RPC (9090) from pods other than the services'"},
+		{"RPC from every pod of the starter", "consul", "", func(o *Objects) {
+			policy(o, "micro-services").Spec.Ingress[0].From[0].PodSelector = &metav1.LabelSelector{
+				MatchLabels: map[string]string{"app.kubernetes.io/part-of": "micro-starter"}}
+		}, "NetworkPolicy micro-services admits RPC (9090) from pods other than the services'"},
 		{"gateway closed", "etcd", "", func(o *Objects) {
 			o.NetworkPolicies = slices.DeleteFunc(o.NetworkPolicies, func(p *networkingv1.NetworkPolicy) bool { return p.Name == "gateway-public" })
 		}, "Deployment/gateway: no NetworkPolicy admits port http from outside"},

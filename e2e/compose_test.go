@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -307,7 +308,7 @@ type registryView interface {
 func (s *composeStack) registryView(tb testing.TB) registryView {
 	tb.Helper()
 	if s.registry == "etcd" {
-		return etcdView{s, secret(tb, "etcd-root.password")}
+		return etcdView{s, s.project + "_etcd_1", secret(tb, "etcd-root.password")}
 	}
 	api, err := stack.OpenAPIAs("consul", s.consul, secret(tb, "consul-management.token"))
 	if err != nil {
@@ -319,13 +320,14 @@ func (s *composeStack) registryView(tb testing.TB) registryView {
 
 type etcdView struct {
 	s            *composeStack
+	container    string // the etcd member's, where etcdctl runs
 	rootPassword string
 }
 
 // Instances lists the nodes of the keys go-micro's etcd registry writes
 // under /micro/registry/<service>/ (as stack.API does), read with etcdctl.
 func (v etcdView) Instances(service string) ([]stack.Instance, error) {
-	out, err := v.s.etcdctl("--user", "root:"+v.rootPassword, "get", "--prefix", "-w", "json", "/micro/registry/"+service+"/")
+	out, err := v.s.etcdctlIn(v.container, "--user", "root:"+v.rootPassword, "get", "--prefix", "-w", "json", "/micro/registry/"+service+"/")
 	if err != nil {
 		return nil, fmt.Errorf("etcdctl: %v: %s", err, out)
 	}
@@ -523,6 +525,24 @@ func (l *load) waitForMore(tb testing.TB, n int) {
 func (l *load) halt() {
 	l.once.Do(func() { close(l.stop) })
 	<-l.done
+}
+
+// holds checks every 250 ms, until the time until, that check passes: what
+// must stay true for a while (no instance lost for longer than a TTL).
+func holds(tb testing.TB, until time.Time, check func() error) {
+	tb.Helper()
+	err := poll.Until(time.Until(until)+10*time.Second, 250*time.Millisecond, func() error {
+		if err := check(); err != nil {
+			return poll.Final(fmt.Errorf("%w (%v before %s)", err, time.Until(until).Round(100*time.Millisecond), until.Format("15:04:05.0")))
+		}
+		if time.Now().Before(until) {
+			return errors.New("still watching")
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
 }
 
 // eventually polls every 250 ms: each check runs docker or calls the stack

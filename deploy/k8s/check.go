@@ -21,7 +21,8 @@ type Want struct {
 	// Registry is "etcd" or "consul": the registry the services are told
 	// to use, and that the overlay must run.
 	Registry string
-	// Services are the Deployments every overlay has, by name.
+	// Services are the Deployments every overlay must have, by name;
+	// every Deployment is checked as a service.
 	Services []string
 	// MinReplicas: services that must run more than one instance.
 	MinReplicas map[string]int32
@@ -100,11 +101,10 @@ func Check(o *Objects, want Want) error {
 			others = append(others, w.pod.Labels)
 		}
 	}
-	for _, name := range want.Services {
-		w, ok := services[name]
-		if !ok {
-			continue
-		}
+	// Every Deployment is a service (one added from hello.yaml too), and
+	// want.Services must be among them (above).
+	for _, d := range o.Deployments {
+		name, w := d.Name, services[d.Name]
 		if len(w.pod.Spec.Containers) != 1 {
 			fail("%s: %d containers, want the service's one", w, len(w.pod.Spec.Containers))
 			continue

@@ -206,13 +206,37 @@ func (e *etcdRegistration) Register(s *registry.Service, opts ...registry.Regist
 	return nil
 }
 
+// etcdAttempt bounds one call to one etcd member. The client sends each
+// call to the next member (round robin), and a member that is paused or cut
+// off keeps its connection open and never answers: without a bound of its
+// own, every third renewal or deregistration would wait out the caller's
+// whole bound on it (seen: a deregistration 2 s late, a renewal missed).
+// Tried again until the caller's context ends, a call reaches a member that
+// answers. A healthy member answers in milliseconds.
+const etcdAttempt = 500 * time.Millisecond
+
+// attempt runs call, bounded by etcdAttempt, until it returns anything but
+// a deadline of its own, or ctx ends. Every call given is safe to repeat.
+func attempt[T any](ctx context.Context, call func(ctx context.Context) (T, error)) (T, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, etcdAttempt)
+		v, err := call(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(actx.Err(), context.DeadlineExceeded) {
+			return v, err
+		}
+	}
+}
+
 func (e *etcdRegistration) registerNode(ctx context.Context, cli *clientv3.Client, s *registry.Service, n *registry.Node, ttl int64) error {
 	key := etcdKey(s.Name, n.Id)
 	e.mu.Lock()
 	lease, ok := e.leases[key]
 	e.mu.Unlock()
 	if ok {
-		_, err := cli.KeepAliveOnce(ctx, lease)
+		_, err := attempt(ctx, func(ctx context.Context) (*clientv3.LeaseKeepAliveResponse, error) {
+			return cli.KeepAliveOnce(ctx, lease)
+		})
 		if err == nil {
 			return nil // the key lives as long as its lease
 		}
@@ -221,7 +245,9 @@ func (e *etcdRegistration) registerNode(ctx context.Context, cli *clientv3.Clien
 		}
 		// The lease expired while etcd was away: write the key again.
 	}
-	grant, err := cli.Grant(ctx, ttl)
+	// A grant repeated after a lost answer leaves a lease with no key,
+	// which expires with its TTL.
+	grant, err := attempt(ctx, func(ctx context.Context) (*clientv3.LeaseGrantResponse, error) { return cli.Grant(ctx, ttl) })
 	if err != nil {
 		return err
 	}
@@ -232,7 +258,9 @@ func (e *etcdRegistration) registerNode(ctx context.Context, cli *clientv3.Clien
 	if err != nil {
 		return err
 	}
-	if _, err := cli.Put(ctx, key, string(value), clientv3.WithLease(grant.ID)); err != nil {
+	if _, err := attempt(ctx, func(ctx context.Context) (*clientv3.PutResponse, error) {
+		return cli.Put(ctx, key, string(value), clientv3.WithLease(grant.ID))
+	}); err != nil {
 		return err
 	}
 	e.mu.Lock()
@@ -250,7 +278,7 @@ func (e *etcdRegistration) Deregister(s *registry.Service, _ ...registry.Deregis
 	defer cancel()
 	for _, n := range s.Nodes {
 		key := etcdKey(s.Name, n.Id)
-		if _, err := cli.Delete(ctx, key); err != nil {
+		if _, err := attempt(ctx, func(ctx context.Context) (*clientv3.DeleteResponse, error) { return cli.Delete(ctx, key) }); err != nil {
 			return err
 		}
 		e.mu.Lock()

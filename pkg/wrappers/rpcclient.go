@@ -46,9 +46,9 @@ import (
 // once; a call costs its context, its metadata and gRPC's own work.
 //
 // One gRPC connection per address carries every call to it (HTTP/2
-// streams); one that has failed is replaced at the next call, as the
-// plugin's pool drops a failed connection, and one unused for the pool TTL
-// is closed.
+// streams); as in the plugin's pool, one that has failed or is older than
+// the pool TTL (client.PoolTTL, a minute) is replaced at the next call,
+// and one unused for the TTL is closed.
 type rpcClient struct {
 	micro client.Client // go-micro's gRPC client, for everything but Call
 
@@ -348,8 +348,11 @@ type connPool struct {
 
 type pooledConn struct {
 	cc       *grpc.ClientConn
+	created  time.Time
 	inFlight atomic.Int64
 	lastUsed atomic.Int64 // unix nanoseconds
+	retired  atomic.Bool  // out of the pool: closed once no call is on it
+	close    sync.Once
 }
 
 // The plugin's message size bounds (4 MiB each way).
@@ -365,10 +368,13 @@ func (p *connPool) setTTL(ttl time.Duration) {
 	p.mu.Unlock()
 }
 
-// get returns the connection to addr, and done to call when the call on
-// it has ended. A connection that has failed (transient failure, shut
-// down) is replaced: its calls fail fast and gRPC would wait out a
-// reconnection backoff before trying again.
+// get returns the connection to addr; call release when the call on it
+// has ended. A connection is replaced when it has failed (transient
+// failure, shut down: its calls fail fast, and gRPC would wait out a
+// reconnection backoff before trying again) and once it is older than the
+// TTL, as the plugin's pool replaces its connections: a new one makes a new
+// TLS handshake, with the certificates as they are now. A replaced
+// connection is closed once the calls on it have ended.
 func (p *connPool) get(addr string) (*pooledConn, error) {
 	now := time.Now()
 	p.mu.Lock()
@@ -377,10 +383,10 @@ func (p *connPool) get(addr string) (*pooledConn, error) {
 	}
 	c := p.conns[addr]
 	if c != nil {
-		switch c.cc.GetState() {
-		case connectivity.TransientFailure, connectivity.Shutdown:
+		st := c.cc.GetState()
+		if st == connectivity.TransientFailure || st == connectivity.Shutdown || (p.ttl > 0 && now.Sub(c.created) > p.ttl) {
 			delete(p.conns, addr)
-			c.cc.Close()
+			c.retire()
 			c = nil
 		}
 	}
@@ -393,7 +399,7 @@ func (p *connPool) get(addr string) (*pooledConn, error) {
 			p.mu.Unlock()
 			return nil, err
 		}
-		c = &pooledConn{cc: cc}
+		c = &pooledConn{cc: cc, created: now}
 		p.conns[addr] = c
 	}
 	c.inFlight.Add(1)
@@ -402,15 +408,29 @@ func (p *connPool) get(addr string) (*pooledConn, error) {
 	return c, nil
 }
 
-func (c *pooledConn) release() { c.inFlight.Add(-1) }
+func (c *pooledConn) release() {
+	if c.inFlight.Add(-1) == 0 && c.retired.Load() {
+		c.close.Do(func() { c.cc.Close() })
+	}
+}
 
-// sweepLocked closes connections no call has used for the TTL.
+// retire takes c out of use: it is closed now if no call is on it, else
+// by the last call's release. Only the pool retires, with its lock held,
+// so no call starts on c after this.
+func (c *pooledConn) retire() {
+	c.retired.Store(true)
+	if c.inFlight.Load() == 0 {
+		c.close.Do(func() { c.cc.Close() })
+	}
+}
+
+// sweepLocked retires connections no call has used for the TTL.
 func (p *connPool) sweepLocked(now time.Time) {
 	p.lastSweep = now
 	for addr, c := range p.conns {
-		if c.inFlight.Load() == 0 && now.Sub(time.Unix(0, c.lastUsed.Load())) > p.ttl {
+		if now.Sub(time.Unix(0, c.lastUsed.Load())) > p.ttl {
 			delete(p.conns, addr)
-			c.cc.Close()
+			c.retire()
 		}
 	}
 }
@@ -420,7 +440,7 @@ func (p *connPool) closeAll() {
 	defer p.mu.Unlock()
 	for addr, c := range p.conns {
 		delete(p.conns, addr)
-		c.cc.Close()
+		c.retire()
 	}
 }
 

@@ -318,14 +318,15 @@ func (c *Cluster) WaitLeader(within time.Duration) (*Member, error) {
 	return leader, err
 }
 
-// Follower is a running member that does not lead the cluster.
-func (c *Cluster) Follower() (*Member, error) {
+// Follower is a running member that does not lead the cluster, and is none
+// of except.
+func (c *Cluster) Follower(except ...*Member) (*Member, error) {
 	leader, err := c.Leader()
 	if err != nil {
 		return nil, err
 	}
 	for _, m := range c.Members {
-		if m != leader && m.running() {
+		if m != leader && m.running() && !slices.Contains(except, m) {
 			return m, nil
 		}
 	}
@@ -483,5 +484,6 @@ func (a *API) etcdEndpoints() []string {
 
 // keepAlive has the etcd client of a cluster's API probe each connection,
 // so that a paused member's is found dead within seconds and its calls go
-// to the others.
-var keepAlive = clientv3.Config{DialKeepAliveTime: time.Second, DialKeepAliveTimeout: time.Second}
+// to the others: every 5 s, the most often etcd accepts pings
+// (--grpc-keepalive-min-time).
+var keepAlive = clientv3.Config{DialKeepAliveTime: 5 * time.Second, DialKeepAliveTimeout: time.Second}

@@ -487,7 +487,18 @@ func (a *API) Instances(service string) ([]Instance, error) {
 		if cli == nil {
 			return nil, errors.New("etcd: stopped")
 		}
-		rsp, err := cli.Get(ctx, "/micro/registry/"+service+"/", clientv3.WithPrefix())
+		// Each attempt bounded, so that a read the client sent to a paused
+		// member of a cluster is sent again, to the next member.
+		var rsp *clientv3.GetResponse
+		var err error
+		for {
+			actx, acancel := context.WithTimeout(ctx, 500*time.Millisecond)
+			rsp, err = cli.Get(actx, "/micro/registry/"+service+"/", clientv3.WithPrefix())
+			acancel()
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("etcd: %w", err)
 		}

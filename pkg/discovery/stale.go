@@ -1,8 +1,10 @@
 package discovery
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,15 +32,25 @@ import (
 // The hold counts from the first empty answer, not from the last good one:
 // after a long outage the last good answer is old, and the registry comes
 // back with the leases of every instance expired until each re-registers.
+//
+// Its Watch of one service also looks the service up every resyncEvery and
+// passes what the registry lists on as an update (see resyncWatcher).
 func StaleOnError(r registry.Registry, timeout, holdEmpty time.Duration, logf func(format string, args ...any)) registry.Registry {
-	return &staleRegistry{Registry: r, timeout: timeout, holdEmpty: holdEmpty, logf: logf, last: map[string]*lastAnswer{}, now: time.Now}
+	return &staleRegistry{Registry: r, timeout: timeout, holdEmpty: holdEmpty, logf: logf, last: map[string]*lastAnswer{}, now: time.Now,
+		resync: resyncEvery}
 }
+
+// resyncEvery is how often a watch of one service is checked against a
+// lookup: about the register interval, so the registry gets about as many
+// lookups per caller as it gets renewals per instance.
+const resyncEvery = 5 * time.Second
 
 type staleRegistry struct {
 	registry.Registry
 	timeout   time.Duration
 	holdEmpty time.Duration
 	logf      func(format string, args ...any)
+	resync    time.Duration
 
 	now func() time.Time
 
@@ -91,4 +103,132 @@ func (s *staleRegistry) GetService(name string, opts ...registry.GetOption) ([]*
 		s.logf("registry lookup of %s failed (%v): using the last answer, %d instances, from %v ago", name, res.err, countNodes(last.services), s.now().Sub(last.at).Round(time.Millisecond))
 	}
 	return util.Copy(last.services), nil
+}
+
+// Watch is the registry's watch; one of a single service (the selector's
+// cache watches each service it looks up) is a resyncWatcher.
+func (s *staleRegistry) Watch(opts ...registry.WatchOption) (registry.Watcher, error) {
+	w, err := s.Registry.Watch(opts...)
+	if err != nil {
+		return nil, err
+	}
+	var o registry.WatchOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.Service == "" {
+		return w, nil
+	}
+	r := &resyncWatcher{inner: w, events: make(chan watchEvent), quit: make(chan struct{}), every: s.resync, gone: map[string]bool{},
+		lookup: func() ([]*registry.Service, error) {
+			var svcs []*registry.Service
+			err := Call(context.Background(), s.timeout, func() (err error) {
+				svcs, err = s.Registry.GetService(o.Service)
+				return err
+			})
+			return svcs, err
+		}}
+	go r.pump()
+	return r, nil
+}
+
+// resyncWatcher passes on the events of a watch of one service and, every
+// interval, an "update" with the instances a lookup lists (when the lookup
+// succeeds and lists any). The selector's cache adds the instances of an
+// update it does not have and drops none, so this only ever adds what the
+// registry lists.
+//
+// A watch can go quiet while the registry changes: a Consul agent's view is
+// fed by one server, and after that server is partitioned the agent finds
+// out only by gRPC keepalive (30 s + 10 s in Consul 1.13); an etcd watch
+// stream on a paused member waits with it. Measured with bench/chaos T9
+// (Consul leader paused 60 s): an instance that registered 0.3 s after the
+// new leader got its first call 37.5 s later, when the caller's watch came
+// back. A lookup is a plain read that any server answers.
+type resyncWatcher struct {
+	inner  registry.Watcher
+	events chan watchEvent
+	quit   chan struct{}
+	once   sync.Once
+	every  time.Duration
+	lookup func() ([]*registry.Service, error)
+
+	pending []*registry.Service // from the last lookup, still to pass on
+	// gone holds the instances the watch deleted and has not listed
+	// since: a lookup answered by a server a moment behind must not bring
+	// one back (the cache would keep it until its TTL).
+	gone map[string]bool
+}
+
+type watchEvent struct {
+	res *registry.Result
+	err error
+}
+
+func (w *resyncWatcher) pump() {
+	for {
+		res, err := w.inner.Next()
+		select {
+		case w.events <- watchEvent{res, err}:
+		case <-w.quit:
+			return
+		}
+		if err != nil {
+			return // the cache stops this watcher and starts another
+		}
+	}
+}
+
+// Next is called by one goroutine, the cache's.
+func (w *resyncWatcher) Next() (*registry.Result, error) {
+	if len(w.pending) > 0 {
+		s := w.pending[0]
+		w.pending = w.pending[1:]
+		return &registry.Result{Action: "update", Service: s}, nil
+	}
+	tick := time.NewTicker(w.every)
+	defer tick.Stop()
+	for {
+		select {
+		case e := <-w.events:
+			if e.res != nil && e.res.Service != nil {
+				for _, n := range e.res.Service.Nodes {
+					if e.res.Action == "delete" {
+						w.gone[n.Id] = true
+					} else {
+						delete(w.gone, n.Id)
+					}
+				}
+			}
+			return e.res, e.err
+		case <-w.quit:
+			return nil, registry.ErrWatcherStopped
+		case <-tick.C:
+			svcs, err := w.lookup()
+			if err != nil {
+				continue
+			}
+			var listed []*registry.Service
+			for _, svc := range svcs {
+				svc = util.CopyService(svc)
+				svc.Nodes = slices.DeleteFunc(svc.Nodes, func(n *registry.Node) bool { return w.gone[n.Id] })
+				if len(svc.Nodes) > 0 {
+					listed = append(listed, svc)
+				}
+			}
+			if len(listed) == 0 {
+				continue
+			}
+			// One update per version the registry lists.
+			w.pending = listed[1:]
+			return &registry.Result{Action: "update", Service: listed[0]}, nil
+		}
+	}
+}
+
+func (w *resyncWatcher) Stop() {
+	w.once.Do(func() {
+		close(w.quit)
+		w.inner.Stop()
+	})
 }

@@ -55,3 +55,78 @@ func TestStaleAfterLongOutageThenEmpty(t *testing.T) {
 		t.Fatal("still empty after the hold: want the empty answer")
 	}
 }
+
+// quietRegistry's watches never deliver an event until stopped, as a
+// watch on a partitioned Consul server or etcd member; its lookups answer.
+type quietRegistry struct {
+	scriptedRegistry
+	first []*registry.Result // what its watches deliver before going quiet
+}
+
+type quietWatcher struct {
+	first []*registry.Result
+	stop  chan struct{}
+}
+
+func (w *quietWatcher) Next() (*registry.Result, error) {
+	if len(w.first) > 0 {
+		r := w.first[0]
+		w.first = w.first[1:]
+		return r, nil
+	}
+	<-w.stop
+	return nil, registry.ErrWatcherStopped
+}
+func (w *quietWatcher) Stop() { close(w.stop) }
+
+func (q *quietRegistry) Watch(...registry.WatchOption) (registry.Watcher, error) {
+	return &quietWatcher{first: q.first, stop: make(chan struct{})}, nil
+}
+
+// TestWatchResyncsWhenQuiet: a watch of a service that has gone quiet
+// still hands the caller's cache an instance the registry lists, within
+// the resync interval.
+func TestWatchResyncsWhenQuiet(t *testing.T) {
+	joined := []*registry.Service{{Name: "user", Nodes: []*registry.Node{{Id: "user-1"}, {Id: "user-3"}}}}
+	s := StaleOnError(&quietRegistry{scriptedRegistry: scriptedRegistry{services: joined}}, time.Second, 10*time.Second, t.Logf).(*staleRegistry)
+	s.resync = 10 * time.Millisecond
+	w, err := s.Watch(registry.WatchService("user"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	got := make(chan *registry.Result, 1)
+	go func() {
+		res, _ := w.Next()
+		got <- res
+	}()
+	select {
+	case res := <-got:
+		if res == nil || res.Action != "update" || countNodes([]*registry.Service{res.Service}) != 2 {
+			t.Fatalf("got %+v, want an update with the 2 instances listed", res)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a quiet watch passed nothing on in 5 s, the registry lists user-3")
+	}
+}
+
+// TestWatchResyncAddsNothingDeleted: an instance the watch deleted is not
+// brought back by a lookup that still lists it (a server a moment behind).
+func TestWatchResyncAddsNothingDeleted(t *testing.T) {
+	listed := []*registry.Service{{Name: "user", Nodes: []*registry.Node{{Id: "user-1"}, {Id: "user-3"}}}}
+	deleted := &registry.Result{Action: "delete", Service: &registry.Service{Name: "user", Nodes: []*registry.Node{{Id: "user-3"}}}}
+	s := StaleOnError(&quietRegistry{scriptedRegistry{services: listed}, []*registry.Result{deleted}}, time.Second, 10*time.Second, t.Logf).(*staleRegistry)
+	s.resync = 10 * time.Millisecond
+	w, err := s.Watch(registry.WatchService("user"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if res, err := w.Next(); err != nil || res.Action != "delete" {
+		t.Fatalf("first: %+v, %v; want the watch's delete", res, err)
+	}
+	res, err := w.Next()
+	if err != nil || res.Action != "update" || len(res.Service.Nodes) != 1 || res.Service.Nodes[0].Id != "user-1" {
+		t.Fatalf("resync: %+v, %v; want an update with user-1 alone", res, err)
+	}
+}

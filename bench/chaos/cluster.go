@@ -7,22 +7,28 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/example/micro-starter/internal/poll"
 	"github.com/example/micro-starter/internal/stack"
 )
 
-// cluster is a registry server and the user instances for one scenario.
+// cluster is a registry server (or a registry cluster) and the user
+// instances for one scenario.
 type cluster struct {
 	dir, bin string
-	reg      *stack.Registry
-	plain    bool // run bench/plain's user (bin/plain/user), not the starter's
+	reg      *stack.Registry // one server; nil when rc is set
+	rc       *stack.Cluster  // three members (T8, T9); nil when reg is set
+	plain    bool            // run bench/plain's user (bin/plain/user), not the starter's
 	cacheTTL time.Duration
 	users    []*stack.Proc
 	ids      []string      // registry node ids of users, same order
 	started  []*stack.Proc // every user process started, so that close stops them all
 	seq      int
+
+	killed    *stack.Member // the member T8 killed or T9 paused
+	disrupted time.Time     // when T8 or T9 began its disruption
 }
 
 func newCluster(dir, bin, reg string, plain bool) (*cluster, error) {
@@ -33,9 +39,36 @@ func newCluster(dir, bin, reg string, plain bool) (*cluster, error) {
 	return &cluster{dir: dir, bin: bin, reg: r, plain: plain}, nil
 }
 
+// newRegistryCluster is newCluster on a registry cluster: three etcd
+// members, or three Consul servers and a client agent.
+func newRegistryCluster(dir, bin, reg string) (*cluster, error) {
+	rc, err := stack.StartCluster(dir, reg, bin)
+	if err != nil {
+		return nil, err
+	}
+	return &cluster{dir: dir, bin: bin, rc: rc}, nil
+}
+
+// api reads the registry, one server or a cluster.
+func (c *cluster) api() *stack.API {
+	if c.rc != nil {
+		return c.rc.API
+	}
+	return c.reg.API
+}
+
+// addrs is the --registry_address of every process: the one server, or
+// every member of the cluster (Consul: its client agent first).
+func (c *cluster) addrs() []string {
+	if c.rc != nil {
+		return c.rc.Addrs()
+	}
+	return []string{c.reg.Addr}
+}
+
 // serviceArgs are the flags every instance runs with.
 func (c *cluster) serviceArgs() []string {
-	args := []string{"--registry", c.reg.Name, "--registry_address", c.reg.Addr, "--server_address", "127.0.0.1:0"}
+	args := []string{"--registry", c.api().Name, "--registry_address", strings.Join(c.addrs(), ","), "--server_address", "127.0.0.1:0"}
 	if c.cacheTTL > 0 && !c.plain {
 		args = append(args, "--registry_cache_ttl", c.cacheTTL.String())
 	}
@@ -45,7 +78,9 @@ func (c *cluster) serviceArgs() []string {
 // startUser starts an instance of user (or the sick stand-in) and returns
 // once the registry lists it, with its node id.
 func (c *cluster) startUser(sick bool) (*stack.Proc, string, time.Time, error) {
-	before := c.instances()
+	// The instances started before, listed or not (a registry that does
+	// not answer lists none).
+	before := append(c.instances(), c.ids...)
 	c.seq++
 	var p *stack.Proc
 	var err error
@@ -80,7 +115,7 @@ func (c *cluster) startUser(sick bool) (*stack.Proc, string, time.Time, error) {
 // instances lists the ids of the user instances the registry hands out
 // (none while it does not answer).
 func (c *cluster) instances() []string {
-	ids, _ := c.reg.IDs("user")
+	ids, _ := c.api().IDs("user")
 	return ids
 }
 
@@ -88,7 +123,11 @@ func (c *cluster) close() {
 	for _, u := range c.started {
 		u.Stop(0)
 	}
-	c.reg.Stop()
+	if c.rc != nil {
+		c.rc.Close()
+	} else {
+		c.reg.Stop()
+	}
 }
 
 // pollEvery is how often the chaos program checks what it waits for.

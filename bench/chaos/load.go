@@ -44,7 +44,7 @@ func newCaller(c *cluster) (client.Client, error) {
 		return plain.NewClient(c.reg.Name, c.reg.Addr)
 	}
 	cfg := service.DefaultConfig("chaos-load")
-	cfg.Registry.Name, cfg.Registry.Addresses = c.reg.Name, []string{c.reg.Addr}
+	cfg.Registry.Name, cfg.Registry.Addresses = c.api().Name, c.addrs()
 	if c.cacheTTL > 0 {
 		cfg.Client.CacheTTL = c.cacheTTL
 	}

@@ -60,7 +60,7 @@ func main() {
 			if *only != "all" && !slices.Contains(strings.Split(*only, ","), sc.id) {
 				continue
 			}
-			for _, mode := range strings.Split(*modes, ",") {
+			for _, mode := range scenarioModes(sc, strings.Split(*modes, ",")) {
 				fmt.Fprintf(os.Stderr, "%s %s %s %s ...\n", time.Now().Format("15:04:05"), reg, sc.id, mode)
 				r := runOne(binDir, reg, mode, sc, *rate, *phase, *outage, *cacheTTL)
 				fmt.Fprintf(os.Stderr, "  %s\n", r.line())
@@ -69,14 +69,48 @@ func main() {
 		}
 	}
 	took := time.Since(start)
-	rep := report(rows, *rate, *phase, *outage, took)
-	fmt.Print(rep)
-	if *out != "" {
-		if err := writeRegion(*out, summary(rows)+"\n"+rep); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+	var base, ha []row
+	for _, r := range rows {
+		if r.sc.ha {
+			ha = append(ha, r)
+		} else {
+			base = append(base, r)
 		}
 	}
+	for _, part := range []struct {
+		rows       []row
+		begin, end string
+	}{{base, beginMarker, endMarker}, {ha, haBeginMarker, haEndMarker}} {
+		if len(part.rows) == 0 {
+			continue
+		}
+		rep := report(part.rows, *rate, *phase, *outage, took)
+		fmt.Print(rep)
+		region := summary(part.rows) + "\n" + rep
+		if part.begin == haBeginMarker {
+			// Under the hand-written "## Registry clusters" heading.
+			region = strings.ReplaceAll("\n"+region, "\n## ", "\n### ")[1:]
+		}
+		if *out != "" {
+			if err := writeRegionBetween(*out, region, part.begin, part.end); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+		}
+	}
+}
+
+// scenarioModes is what sc runs in of modes: the registry-cluster
+// scenarios run the shipped build on a cluster (shipped) and on one server
+// (single), not plain go-micro; the others every mode asked for.
+func scenarioModes(sc scenario, modes []string) []string {
+	if !sc.ha {
+		return modes
+	}
+	if slices.Contains(modes, "shipped") {
+		return []string{"shipped", "single"}
+	}
+	return nil
 }
 
 func runOne(bin, reg, mode string, sc scenario, rate int, phase, outage, cacheTTL time.Duration) row {
@@ -90,7 +124,12 @@ func runOne(bin, reg, mode string, sc scenario, rate int, phase, outage, cacheTT
 		return r
 	}
 	defer os.RemoveAll(dir)
-	c, err := newCluster(dir, bin, reg, mode == "plain")
+	var c *cluster
+	if sc.ha && mode == "shipped" {
+		c, err = newRegistryCluster(dir, bin, reg)
+	} else {
+		c, err = newCluster(dir, bin, reg, mode == "plain")
+	}
 	if err != nil {
 		r.err = err
 		return r
@@ -110,7 +149,7 @@ func runOne(bin, reg, mode string, sc scenario, rate int, phase, outage, cacheTT
 		r.err = fmt.Errorf("client: %w", err)
 		return r
 	}
-	e := env{c: c, caller: caller, rate: rate, phase: phase, outage: outage, shipped: mode == "shipped",
+	e := env{c: c, caller: caller, rate: rate, phase: phase, outage: outage, shipped: mode != "plain",
 		ttl: 10 * time.Second, every: 5 * time.Second}
 	if mode == "plain" {
 		e.ttl, e.every = 60*time.Second, 30*time.Second // as go-micro's service.Init sets them

@@ -138,4 +138,7 @@ func TestResilienceDocHasOneRegion(t *testing.T) {
 	if _, err := splice(string(doc), "table"); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := spliceBetween(string(doc), "table", haBeginMarker, haEndMarker); err != nil {
+		t.Fatal(err)
+	}
 }

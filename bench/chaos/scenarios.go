@@ -45,17 +45,22 @@ type scenario struct {
 	sick             bool // start the second instance as the sick stand-in
 	instances        int
 	run              func(e env, o *outcome) error
+	// ha runs the scenario against a registry cluster (mode shipped) and
+	// against one server (mode single), never plain.
+	ha bool
 }
 
 var scenarios = []scenario{
-	{"T1", "rolling restart", "0 failed", false, 2, rollingRestart},
-	{"T2", "kill -9", "0 failed; gone within the TTL", false, 2, crash},
-	{"T3a", "registry paused (SIGSTOP)", "0 failed; re-registered within one interval; stop < 5 s", false, 2, registryOutage(false)},
-	{"T3b", "registry stopped and restarted", "0 failed; re-registered within one interval; stop < 5 s", false, 2, registryOutage(true)},
-	{"T4", "sick instance (500s)", "<= 1 % failed after the first second", true, 2, sickInstance},
-	{"T5", "breaker", fmt.Sprintf("opens within %d failures, never on 4xx; closes < 6 s after recovery", breakerTarget), true, 1, breaker},
-	{"T6", "scale out", "first call < 500 ms after registering", false, 2, scaleOut},
-	{"T7", "hang (SIGSTOP)", "0 failed; dropped within 6 s (Consul) or the TTL (etcd); no call after waits for it", false, 2, hang},
+	{"T1", "rolling restart", "0 failed", false, 2, rollingRestart, false},
+	{"T2", "kill -9", "0 failed; gone within the TTL", false, 2, crash, false},
+	{"T3a", "registry paused (SIGSTOP)", "0 failed; re-registered within one interval; stop < 5 s", false, 2, registryOutage(false), false},
+	{"T3b", "registry stopped and restarted", "0 failed; re-registered within one interval; stop < 5 s", false, 2, registryOutage(true), false},
+	{"T4", "sick instance (500s)", "<= 1 % failed after the first second", true, 2, sickInstance, false},
+	{"T5", "breaker", fmt.Sprintf("opens within %d failures, never on 4xx; closes < 6 s after recovery", breakerTarget), true, 1, breaker, false},
+	{"T6", "scale out", "first call < 500 ms after registering", false, 2, scaleOut, false},
+	{"T7", "hang (SIGSTOP)", "0 failed; dropped within 6 s (Consul) or the TTL (etcd); no call after waits for it", false, 2, hang, false},
+	{"T8", "registry leader kill -9, then a member stopped and restarted", "0 failed; new instance called < 10 s after the new leader; SIGTERMed gone < 2 s; no healthy instance missing", false, 2, registryCluster(leaderKill), true},
+	{"T9", "registry leader paused (partitioned)", "0 failed; new instance called < 10 s after the new leader; SIGTERMed gone < 2 s; no healthy instance missing", false, 2, registryCluster(leaderPause), true},
 }
 
 func rollingRestart(e env, o *outcome) error {

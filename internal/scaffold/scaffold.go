@@ -185,7 +185,8 @@ func render(n names) (map[string][]byte, error) {
 
 // New adds the service name to the repository at root: services/<name>
 // with its proto contract and generated code, handler, tests and main, an
-// entry in docker-compose.yml and in the Makefile's SERVICES. It runs
+// entry in docker-compose.yml and in the Makefile's SERVICES, and its
+// Kubernetes manifest (addToKubernetes). It runs
 // protoc with the plugins in root/bin (make tools) or on PATH. A bad or
 // taken name is an ErrUsage error and nothing is written; a failure
 // midway removes what was written.
@@ -212,6 +213,10 @@ func New(root, name string) error {
 		return err
 	}
 	compose, err := addToCompose(filepath.Join(root, "docker-compose.yml"), name)
+	if err != nil {
+		return err
+	}
+	k8s, err := addToKubernetes(root, name)
 	if err != nil {
 		return err
 	}
@@ -247,7 +252,7 @@ func New(root, name string) error {
 	}
 	undo := func() { os.RemoveAll(dir) }
 	var edits edits
-	for _, e := range []edit{makefile, compose} {
+	for _, e := range append([]edit{makefile, compose}, k8s...) {
 		if err := edits.apply(e); err != nil {
 			edits.revert()
 			undo()
@@ -450,6 +455,45 @@ func addToCompose(p, name string) (edit, error) {
 	}
 	e.new = []byte(b.String())
 	return e, nil
+}
+
+// addToKubernetes returns the edits that give name a manifest in
+// deploy/k8s/base: hello.yaml with the name replaced (its Deployment and
+// PodDisruptionBudget; the NetworkPolicies and the overlays find it by its
+// labels), listed after hello.yaml in the base's kustomization. A tree
+// without hello's manifest gets none.
+func addToKubernetes(root, name string) ([]edit, error) {
+	base := filepath.Join(root, "deploy", "k8s", "base")
+	hello, err := os.ReadFile(filepath.Join(base, "hello.yaml"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	file := filepath.Join(base, name+".yaml")
+	if _, err := os.Lstat(file); err == nil {
+		return nil, usageErrorf("%s exists", file)
+	}
+	kust, err := readEdit(filepath.Join(base, "kustomization.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	const helloItem = "  - hello.yaml\n"
+	i := bytes.Index(kust.old, []byte(helloItem))
+	if i < 0 {
+		return nil, fmt.Errorf("%s: no resource %q to list %s.yaml after", kust.path, strings.TrimSpace(helloItem), name)
+	}
+	at := i + len(helloItem)
+	kust.new = slices.Concat(kust.old[:at], []byte("  - "+name+".yaml\n"), kust.old[at:])
+	// hello.yaml opens with how it is copied; the copy says what it is.
+	body := string(hello)
+	for strings.HasPrefix(body, "#") {
+		_, body, _ = strings.Cut(body, "\n")
+	}
+	manifest := "# " + name + ": Deployment and PodDisruptionBudget (make new: hello.yaml with the name replaced).\n" +
+		strings.ReplaceAll(body, "hello", name)
+	return []edit{{path: file, new: []byte(manifest), mode: 0o644}, kust}, nil
 }
 
 // writeNew creates p and its directories; it fails if p exists.

@@ -476,3 +476,51 @@ func TestComposeEntryIsHellos(t *testing.T) {
 		t.Errorf("hello's entry in docker-compose.yml:\n%s\nthe scaffold's, for hello:\n%s", hello, want)
 	}
 }
+
+// TestAddToKubernetes: a new service's manifest is the repository's
+// hello.yaml with the name replaced, listed after hello's in the base's
+// kustomization; an existing one is refused, and a tree without the
+// manifests gets none.
+func TestAddToKubernetes(t *testing.T) {
+	root := fixture(t)
+	if edits, err := addToKubernetes(root, "order-items"); err != nil || edits != nil {
+		t.Fatalf("without deploy/k8s: %v, %v; want no edit and no error", edits, err)
+	}
+	for _, f := range []string{"hello.yaml", "kustomization.yaml"} {
+		data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "k8s", "base", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustWrite(t, filepath.Join(root, "deploy", "k8s", "base", f), string(data))
+	}
+	edits, err := addToKubernetes(root, "order-items")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(edits) != 2 {
+		t.Fatalf("%d edits, want the manifest and the kustomization", len(edits))
+	}
+	manifest, kust := string(edits[0].new), string(edits[1].new)
+	if got, want := edits[0].path, filepath.Join(root, "deploy", "k8s", "base", "order-items.yaml"); got != want || edits[0].old != nil {
+		t.Errorf("manifest edit of %s (old %q), want a new %s", got, edits[0].old, want)
+	}
+	for _, want := range []string{
+		"\n  name: order-items\n", "image: micro-starter/order-items:dev", "secretName: order-items-tls",
+		"{name: order-items-registry, key: token, optional: true}", "app.kubernetes.io/component: service",
+	} {
+		if !strings.Contains(manifest, want) {
+			t.Errorf("manifest lacks %q:\n%s", want, manifest)
+		}
+	}
+	head, body, _ := strings.Cut(manifest, "\n")
+	if strings.Contains(body, "hello") || !strings.HasPrefix(head, "# order-items: ") {
+		t.Errorf("manifest names hello below its first line, or does not open with its own name:\n%s", manifest)
+	}
+	if !strings.Contains(kust, "  - hello.yaml\n  - order-items.yaml\n") {
+		t.Errorf("kustomization does not list order-items.yaml after hello.yaml:\n%s", kust)
+	}
+	mustWrite(t, edits[0].path, manifest)
+	if _, err := addToKubernetes(root, "order-items"); !errors.Is(err, ErrUsage) {
+		t.Errorf("with order-items.yaml there: %v, want a usage error", err)
+	}
+}

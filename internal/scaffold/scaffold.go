@@ -50,7 +50,7 @@ var (
 	// tools, and directories where bin/<name> could not be built.
 	// TestBinToolsMatchMakefile keeps this list and the Makefile in step.
 	binTools = []string{"bench", "benchstat", "consul", "etcd", "etcdctl", "jaeger", "linux", "plain",
-		"protoc-gen-go", "protoc-gen-micro", "scaffold", "standin"}
+		"protoc-gen-go", "protoc-gen-go-grpc", "protoc-gen-micro", "scaffold", "standin"}
 	// pathCommands run with bin/ first on PATH: what the Makefile runs so
 	// (PATH="$(BIN):$$PATH" go ...; protoc), and what the go command itself
 	// runs (git for version stamps, the C compiler for -race), and the

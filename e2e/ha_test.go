@@ -52,17 +52,17 @@ func TestHAStack(t *testing.T) {
 			if registry == "etcd" {
 				reg = etcdView{s, next.Name, secret(t, "etcd-root.password")}
 			}
-			holds(t, killed.Add(12*time.Second), func() error {
+			holds(t, killed.Add(12*time.Second), func() (unknown, err error) {
 				for service, want := range map[string]int{"user": 2, "hello": 1, "gateway": 1} {
 					is, err := reg.Instances(service)
 					if err != nil {
-						return err
+						return err, nil
 					}
 					if len(is) != want {
-						return fmt.Errorf("%s lists %d instances of %s after the leader's loss, want %d", registry, len(is), service, want)
+						return nil, fmt.Errorf("%s lists %d instances of %s after the leader's loss, want %d", registry, len(is), service, want)
 					}
 				}
-				return nil
+				return nil, nil
 			})
 			// Past one re-registration (every 5 s) of every instance with
 			// the new leader.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"testing"
 	"time"
@@ -34,28 +35,28 @@ func (s *composeStack) tracedHello(t *testing.T) string {
 // gateway, hello and user: the trace context crossed both hops.
 func (s *composeStack) requireTrace(t *testing.T, requestID string) {
 	t.Helper()
-	jaeger := &stack.Jaeger{Query: s.jaeger}
+	// Asked by the gateway span's tag: the stack traces every request,
+	// its health checks too, so the gateway has many traces.
+	q := url.Values{"service": {"gateway"}, "tags": {`{"request_id":"` + requestID + `"}`}, "lookback": {"1h"}}
 	want := []string{"gateway", "hello", "user"}
 	eventually(t, 30*time.Second, func() error {
-		traces, err := jaeger.Traces("gateway")
-		if err != nil {
+		var rsp struct{ Data []stack.Trace }
+		if err := stack.GetJSON(s.http, s.jaeger+"/api/traces?"+q.Encode(), &rsp); err != nil {
 			return err
 		}
-		for _, tr := range traces {
-			if !slices.ContainsFunc(tr.Spans, func(sp stack.Span) bool { return sp.Tag("request_id") == requestID }) {
-				continue
-			}
-			services := map[string]bool{}
-			for _, sp := range tr.Spans {
-				services[tr.Service(sp)] = true
-			}
-			if got := slices.Sorted(maps.Keys(services)); !slices.Equal(got, want) {
-				return fmt.Errorf("trace %s of request %s has spans from %v, want %v", tr.TraceID, requestID, got, want)
-			}
-			t.Logf("Jaeger: trace %s of request %s, %d spans from %v", tr.TraceID, requestID, len(tr.Spans), want)
-			return nil
+		if len(rsp.Data) != 1 {
+			return fmt.Errorf("Jaeger has %d traces of request %s, want 1", len(rsp.Data), requestID)
 		}
-		return fmt.Errorf("Jaeger has no trace of request %s among %d of the gateway's", requestID, len(traces))
+		tr := rsp.Data[0]
+		services := map[string]bool{}
+		for _, sp := range tr.Spans {
+			services[tr.Service(sp)] = true
+		}
+		if got := slices.Sorted(maps.Keys(services)); !slices.Equal(got, want) {
+			return fmt.Errorf("trace %s of request %s has spans from %v, want %v", tr.TraceID, requestID, got, want)
+		}
+		t.Logf("Jaeger: trace %s of request %s, %d spans from %v", tr.TraceID, requestID, len(tr.Spans), want)
+		return nil
 	})
 }
 
@@ -76,7 +77,8 @@ func (s *composeStack) requireMetrics(t *testing.T) {
 		}
 		slices.Sort(want[service])
 	}
-	eventually(t, 40*time.Second, func() error {
+	// Discovery refreshes and scrapes every 5 s: 60 s is for a loaded machine.
+	eventually(t, 60*time.Second, func() error {
 		got := map[string][]string{}
 		// The services' server side, and the gateway's HTTP requests.
 		for _, q := range []string{

@@ -37,6 +37,9 @@ type Config struct {
 	// ServerAddress, a free port, published in the registry (metrics.go);
 	// MetricsOff: no /metrics, and calls and requests are not counted.
 	MetricsAddress string
+	// Pprof serves net/http/pprof's /debug/pprof/ beside /metrics, for
+	// profiling an instance under load; off by default.
+	Pprof bool
 
 	registryPasswordFile string // --registry_password_file, if given
 	// TLS: mutual TLS between services (pkg/mtls); no files: plaintext.
@@ -168,6 +171,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLS.Key, "tls_key", c.TLS.Key, "the private key (PEM) of --tls_cert")
 	fs.BoolVar(&c.HealthProbe, "health_probe", false, "check that the instance is serving, then exit (container health checks): GET /health on --health_address if its port is fixed, else the gRPC health check on --server_address")
 	fs.StringVar(&c.HealthAddress, "health_address", c.HealthAddress, "plain HTTP listen address of GET /health, which Consul's check asks (default: the host of --server_address, a free port)")
+	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve /debug/pprof/ (CPU, heap and goroutine profiles) on the metrics port; off by default: profiles name functions and take CPU")
 	fs.StringVar(&c.MetricsAddress, "metrics_address", c.MetricsAddress, "plain HTTP listen address of GET /metrics for Prometheus, published in the registry as metrics_address (default: the host of --server_address, a free port; off: no metrics)")
 	fs.DurationVar(&c.Client.CacheTTL, "registry_cache_ttl", c.Client.CacheTTL, "how long the client uses a registry lookup before asking again (a watch keeps it fresh meanwhile)")
 	fs.StringVar(&c.Client.Strategy, "selector", c.Client.Strategy, "load balancing: roundrobin, random, or hash (by the call's hash key, such as the user id the gateway sets; round robin without one)")

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"runtime/pprof"
+	"strconv"
 	"time"
 
 	"go-micro.dev/v4/server"
@@ -62,6 +64,10 @@ func (s *Service) serveMetrics() (stop func(), err error) {
 		return nil, err
 	}
 	s.metricsMux.Handle("GET /metrics", s.metrics.Handler())
+	if s.cfg.Pprof {
+		s.metricsMux.HandleFunc("GET /debug/pprof/profile", cpuProfile)
+		s.metricsMux.HandleFunc("GET /debug/pprof/{name}", namedProfile)
+	}
 	srv := &http.Server{Handler: s.metricsMux, ReadHeaderTimeout: time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -70,4 +76,37 @@ func (s *Service) serveMetrics() (stop func(), err error) {
 	}()
 	s.log.Info("metrics", "address", ln.Addr().String(), "published", md[MetricsKey])
 	return func() { srv.Close() }, nil
+}
+
+// cpuProfile answers GET /debug/pprof/profile?seconds=N (default 10) with
+// a CPU profile of this process, as net/http/pprof does (which is not
+// imported: its init registers on http.DefaultServeMux).
+func cpuProfile(w http.ResponseWriter, r *http.Request) {
+	secs, err := strconv.Atoi(r.URL.Query().Get("seconds"))
+	if err != nil || secs <= 0 || secs > 60 {
+		secs = 10
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if err := pprof.StartCPUProfile(w); err != nil {
+		http.Error(w, err.Error(), http.StatusConflict) // one at a time
+		return
+	}
+	t := time.NewTimer(time.Duration(secs) * time.Second)
+	select {
+	case <-t.C:
+	case <-r.Context().Done():
+		t.Stop()
+	}
+	pprof.StopCPUProfile()
+}
+
+// namedProfile answers GET /debug/pprof/heap, allocs, goroutine, ...
+func namedProfile(w http.ResponseWriter, r *http.Request) {
+	p := pprof.Lookup(r.PathValue("name"))
+	if p == nil {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	_ = p.WriteTo(w, 0)
 }

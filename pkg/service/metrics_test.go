@@ -148,3 +148,31 @@ func TestMetricsOff(t *testing.T) {
 		}
 	}
 }
+
+// --pprof serves profiles on the metrics port; without it there are none.
+func TestPprofOnlyWhenAsked(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		c := testConfig()
+		c.Pprof = on
+		svc := mustNew(t, c)
+		start(t, svc)
+		mustRegistered(t, svc)
+		svcs, err := svc.Registry().GetService("test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := "http://" + svcs[0].Nodes[0].Metadata[MetricsKey]
+		for _, path := range []string{"/debug/pprof/goroutine", "/debug/pprof/profile?seconds=1"} {
+			rsp, err := http.Get(base + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(rsp.Body)
+			rsp.Body.Close()
+			// A profile is gzipped protobuf.
+			if got := rsp.StatusCode == http.StatusOK && len(b) > 2 && b[0] == 0x1f && b[1] == 0x8b; got != on {
+				t.Errorf("--pprof=%v: GET %s: %d with %d bytes, want a profile: %v", on, path, rsp.StatusCode, len(b), on)
+			}
+		}
+	}
+}

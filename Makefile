@@ -246,7 +246,7 @@ test-e2e: certs images standins ## run the compose stack end to end with Consul 
 # bench/plain: the same services with plain go-micro, the comparison that
 # make chaos and make bench measure the starter against (not a product).
 .PHONY: chaos
-chaos: build tools ## run the resilience suite (bench/chaos) against Consul and etcd, write its part of docs/resilience.md (~20 min)
+chaos: build tools ## run the resilience suite (bench/chaos) against Consul and etcd, write its part of docs/resilience.md (~30 min, T8 and T9 on registry clusters included)
 	go build -o $(BIN)/plain/ ./bench/plain/...
 	go run ./bench/chaos -bin $(BIN) -out docs/resilience.md
 

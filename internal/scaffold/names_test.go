@@ -1,7 +1,9 @@
 package scaffold
 
 import (
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -37,6 +39,21 @@ func TestNewNamesBuild(t *testing.T) {
 		pkgs = append(pkgs, "./"+filepath.ToSlash(filepath.Join("services", name))+"/...")
 	}
 	t.Logf("%d services generated in %v", len(names), time.Since(start).Round(time.Millisecond))
+	// Each starts in make up and in make up PROFILE=ha (every registry member).
+	for _, f := range []struct{ file, entry string }{
+		{"docker-compose.yml", composeEntry},
+		{"docker-compose.ha.yml", haComposeEntry},
+	} {
+		data, err := os.ReadFile(filepath.Join(dir, f.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range names {
+			if !strings.Contains(string(data), "\n"+strings.ReplaceAll(f.entry, "NAME", name)) {
+				t.Errorf("%s has no entry for %s like hello's", f.file, name)
+			}
+		}
+	}
 	goCmd(t, dir, append([]string{"vet"}, pkgs...)...)
 	goCmd(t, dir, append([]string{"test", "-count=1"}, pkgs...)...)
 }

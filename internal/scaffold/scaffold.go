@@ -185,7 +185,8 @@ func render(n names) (map[string][]byte, error) {
 
 // New adds the service name to the repository at root: services/<name>
 // with its proto contract and generated code, handler, tests and main, an
-// entry in docker-compose.yml and in the Makefile's SERVICES, and its
+// entry in docker-compose.yml (and docker-compose.ha.yml where there is
+// one) and in the Makefile's SERVICES, and its
 // Kubernetes manifest (addToKubernetes). It runs
 // protoc with the plugins in root/bin (make tools) or on PATH. A bad or
 // taken name is an ErrUsage error and nothing is written; a failure
@@ -212,9 +213,18 @@ func New(root, name string) error {
 	if err != nil {
 		return err
 	}
-	compose, err := addToCompose(filepath.Join(root, "docker-compose.yml"), name)
+	compose, err := addToCompose(filepath.Join(root, "docker-compose.yml"), name, composeEntry)
 	if err != nil {
 		return err
+	}
+	composeEdits := []edit{compose}
+	haPath := filepath.Join(root, "docker-compose.ha.yml")
+	if _, err := os.Stat(haPath); err == nil {
+		ha, err := addToCompose(haPath, name, haComposeEntry)
+		if err != nil {
+			return err
+		}
+		composeEdits = append(composeEdits, ha)
 	}
 	k8s, err := addToKubernetes(root, name)
 	if err != nil {
@@ -252,7 +262,7 @@ func New(root, name string) error {
 	}
 	undo := func() { os.RemoveAll(dir) }
 	var edits edits
-	for _, e := range append([]edit{makefile, compose}, k8s...) {
+	for _, e := range slices.Concat([]edit{makefile}, composeEdits, k8s) {
 		if err := edits.apply(e); err != nil {
 			edits.revert()
 			undo()
@@ -401,9 +411,16 @@ const composeEntry = `  NAME:
       - ./certs/NAME.etcd-password:/run/secrets/etcd-password:ro
 `
 
-// addToCompose returns docker-compose.yml with a service entry for name at
-// the end of its top-level services: map, like hello's.
-func addToCompose(p, name string) (edit, error) {
+// haComposeEntry is a service's entry in docker-compose.ha.yml (make up
+// PROFILE=ha), like hello's: without it a new service would know only one
+// member of the clustered registry.
+const haComposeEntry = `  NAME:
+    env_file: deploy/${REGISTRY:-consul}-ha.env
+`
+
+// addToCompose returns the compose file p with entry (NAME replaced by
+// name) at the end of its top-level services: map.
+func addToCompose(p, name, entry string) (edit, error) {
 	e, err := readEdit(p)
 	if err != nil {
 		return edit{}, err
@@ -427,7 +444,7 @@ func addToCompose(p, name string) (edit, error) {
 			break
 		}
 		if strings.TrimRight(l, " \t\r\n") == "  "+name+":" {
-			return edit{}, usageErrorf("docker-compose.yml already has a service %q", name)
+			return edit{}, usageErrorf("%s already has a service %q", filepath.Base(p), name)
 		}
 	}
 	// Before the blank lines and top-level comments that end the map.
@@ -444,12 +461,11 @@ func addToCompose(p, name string) (edit, error) {
 	if !strings.HasSuffix(last, "\n") {
 		sep = "\n\n"
 	}
-	entry := sep + strings.ReplaceAll(composeEntry, "NAME", name)
 	var b strings.Builder
 	for _, l := range lines[:end] {
 		b.WriteString(l)
 	}
-	b.WriteString(entry)
+	b.WriteString(sep + strings.ReplaceAll(entry, "NAME", name))
 	for _, l := range lines[end:] {
 		b.WriteString(l)
 	}

@@ -431,7 +431,7 @@ func TestAddToMakefileAndCompose(t *testing.T) {
 	if want := "X := 1\nSERVICES := user hello extra order-items # the services\nBIN := bin\n"; string(mk.new) != want {
 		t.Errorf("Makefile:\n%s\nwant:\n%s", mk.new, want)
 	}
-	c, err := addToCompose(filepath.Join(root, "docker-compose.yml"), "order-items")
+	c, err := addToCompose(filepath.Join(root, "docker-compose.yml"), "order-items", composeEntry)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,27 +453,36 @@ func TestAddToMakefileAndCompose(t *testing.T) {
 	}
 }
 
-// TestComposeEntryIsHellos: a new service's compose entry is hello's with
-// the name replaced, so that it gets what the stack gives every service (its
-// certificate, its registry credentials) and starts in `make up`.
+// TestComposeEntryIsHellos: a new service's entry in each compose file is
+// hello's with the name replaced, so that it gets what the stack gives every
+// service (its certificate, its registry credentials, in the HA profile every
+// registry member) and starts in `make up`.
 func TestComposeEntryIsHellos(t *testing.T) {
-	compose, err := os.ReadFile(filepath.Join("..", "..", "docker-compose.yml"))
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct{ file, entry string }{
+		{"docker-compose.yml", composeEntry},
+		{"docker-compose.ha.yml", haComposeEntry},
 	}
-	_, rest, ok := strings.Cut(string(compose), "\n  hello:\n")
-	if !ok {
-		t.Fatal("docker-compose.yml has no hello service")
-	}
-	hello := "  hello:\n"
-	for _, l := range strings.SplitAfter(rest, "\n") {
-		if strings.TrimSpace(l) == "" || !strings.HasPrefix(l, "    ") {
-			break
-		}
-		hello += l
-	}
-	if want := strings.ReplaceAll(composeEntry, "NAME", "hello"); hello != want {
-		t.Errorf("hello's entry in docker-compose.yml:\n%s\nthe scaffold's, for hello:\n%s", hello, want)
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			compose, err := os.ReadFile(filepath.Join("..", "..", tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, rest, ok := strings.Cut(string(compose), "\n  hello:\n")
+			if !ok {
+				t.Fatalf("%s has no hello service", tt.file)
+			}
+			hello := "  hello:\n"
+			for _, l := range strings.SplitAfter(rest, "\n") {
+				if strings.TrimSpace(l) == "" || !strings.HasPrefix(l, "    ") {
+					break
+				}
+				hello += l
+			}
+			if want := strings.ReplaceAll(tt.entry, "NAME", "hello"); hello != want {
+				t.Errorf("hello's entry in %s:\n%s\nthe scaffold's, for hello:\n%s", tt.file, hello, want)
+			}
+		})
 	}
 }
 

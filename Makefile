@@ -311,6 +311,8 @@ new: protoc $(BIN)/protoc-gen-go $(BIN)/protoc-gen-micro ## add a service: make 
 
 .PHONY: rename
 rename: export SCAFFOLD_ARG = $(value module)
-rename: protoc $(BIN)/protoc-gen-go $(BIN)/protoc-gen-micro ## rewrite the module path: make rename module=github.com/acme/shop
+rename: protoc $(BIN)/protoc-gen-go $(BIN)/protoc-gen-micro $(BIN)/protoc-gen-go-grpc ## rewrite the module path: make rename module=github.com/acme/shop
 	@test -n "$$SCAFFOLD_ARG" || { echo "usage: make rename module=<module path, e.g. github.com/acme/shop>"; exit 2; }
 	go build -o $(BIN)/scaffold ./cmd/scaffold && $(BIN)/scaffold rename "$$SCAFFOLD_ARG"
+	@# bench/grpcbare's stubs embed the services' go_package: regenerate them under the new module (a new make reads it from go.mod).
+	$(MAKE) --no-print-directory proto

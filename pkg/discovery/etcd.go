@@ -206,24 +206,49 @@ func (e *etcdRegistration) Register(s *registry.Service, opts ...registry.Regist
 	return nil
 }
 
-// etcdAttempt bounds one call to one etcd member. The client sends each
-// call to the next member (round robin), and a member that is paused or cut
-// off keeps its connection open and never answers: without a bound of its
-// own, every third renewal or deregistration would wait out the caller's
-// whole bound on it (seen: a deregistration 2 s late, a renewal missed).
-// Tried again until the caller's context ends, a call reaches a member that
-// answers. A healthy member answers in milliseconds.
-const etcdAttempt = 500 * time.Millisecond
+// etcdHedge is how long a call to etcd may go unanswered before the same
+// call is also sent again, without giving up on the first. The client sends
+// each call to the next member in turn, and a member that is paused or cut
+// off keeps its connection open and never answers: without a second copy,
+// every third renewal or deregistration waited on it until the caller gave
+// up (seen: a deregistration 2 s late, renewals missed). Not cancelled,
+// because a member that is only slow (a loaded disk: fdatasync took 1.3 s in
+// a test run) must still be able to answer, refusal included.
+const etcdHedge = 500 * time.Millisecond
 
-// attempt runs call, bounded by etcdAttempt, until it returns anything but
-// a deadline of its own, or ctx ends. Every call given is safe to repeat.
-func attempt[T any](ctx context.Context, call func(ctx context.Context) (T, error)) (T, error) {
+// hedged runs call, and again every etcdHedge while no copy has answered,
+// up to one copy per member (3), and returns the first answer: a success or
+// the registry's error. Every call given is safe to repeat.
+func hedged[T any](ctx context.Context, call func(ctx context.Context) (T, error)) (T, error) {
+	type answer struct {
+		v   T
+		err error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // the copies still waiting
+	answers := make(chan answer, 3)
+	send := func() {
+		go func() {
+			v, err := call(ctx)
+			answers <- answer{v, err}
+		}()
+	}
+	send()
+	sent := 1
+	tick := time.NewTicker(etcdHedge)
+	defer tick.Stop()
 	for {
-		actx, cancel := context.WithTimeout(ctx, etcdAttempt)
-		v, err := call(actx)
-		cancel()
-		if err == nil || ctx.Err() != nil || !errors.Is(actx.Err(), context.DeadlineExceeded) {
-			return v, err
+		select {
+		case a := <-answers:
+			return a.v, a.err
+		case <-tick.C:
+			if sent < cap(answers) {
+				send()
+				sent++
+			}
+		case <-ctx.Done():
+			var zero T
+			return zero, ctx.Err()
 		}
 	}
 }
@@ -234,7 +259,7 @@ func (e *etcdRegistration) registerNode(ctx context.Context, cli *clientv3.Clien
 	lease, ok := e.leases[key]
 	e.mu.Unlock()
 	if ok {
-		_, err := attempt(ctx, func(ctx context.Context) (*clientv3.LeaseKeepAliveResponse, error) {
+		_, err := hedged(ctx, func(ctx context.Context) (*clientv3.LeaseKeepAliveResponse, error) {
 			return cli.KeepAliveOnce(ctx, lease)
 		})
 		if err == nil {
@@ -245,9 +270,9 @@ func (e *etcdRegistration) registerNode(ctx context.Context, cli *clientv3.Clien
 		}
 		// The lease expired while etcd was away: write the key again.
 	}
-	// A grant repeated after a lost answer leaves a lease with no key,
-	// which expires with its TTL.
-	grant, err := attempt(ctx, func(ctx context.Context) (*clientv3.LeaseGrantResponse, error) { return cli.Grant(ctx, ttl) })
+	// A grant sent twice leaves a lease with no key, which expires with
+	// its TTL.
+	grant, err := hedged(ctx, func(ctx context.Context) (*clientv3.LeaseGrantResponse, error) { return cli.Grant(ctx, ttl) })
 	if err != nil {
 		return err
 	}
@@ -258,7 +283,7 @@ func (e *etcdRegistration) registerNode(ctx context.Context, cli *clientv3.Clien
 	if err != nil {
 		return err
 	}
-	if _, err := attempt(ctx, func(ctx context.Context) (*clientv3.PutResponse, error) {
+	if _, err := hedged(ctx, func(ctx context.Context) (*clientv3.PutResponse, error) {
 		return cli.Put(ctx, key, string(value), clientv3.WithLease(grant.ID))
 	}); err != nil {
 		return err
@@ -278,7 +303,7 @@ func (e *etcdRegistration) Deregister(s *registry.Service, _ ...registry.Deregis
 	defer cancel()
 	for _, n := range s.Nodes {
 		key := etcdKey(s.Name, n.Id)
-		if _, err := attempt(ctx, func(ctx context.Context) (*clientv3.DeleteResponse, error) { return cli.Delete(ctx, key) }); err != nil {
+		if _, err := hedged(ctx, func(ctx context.Context) (*clientv3.DeleteResponse, error) { return cli.Delete(ctx, key) }); err != nil {
 			return err
 		}
 		e.mu.Lock()

@@ -487,18 +487,35 @@ func (a *API) Instances(service string) ([]Instance, error) {
 		if cli == nil {
 			return nil, errors.New("etcd: stopped")
 		}
-		// Each attempt bounded, so that a read the client sent to a paused
-		// member of a cluster is sent again, to the next member.
-		var rsp *clientv3.GetResponse
-		var err error
-		for {
-			actx, acancel := context.WithTimeout(ctx, 500*time.Millisecond)
-			rsp, err = cli.Get(actx, "/micro/registry/"+service+"/", clientv3.WithPrefix())
-			acancel()
-			if err == nil || ctx.Err() != nil {
-				break
+		// Sent again every 500 ms while unanswered, without giving up on
+		// the first (a loaded machine is slow): a read the client sent to a
+		// paused member of a cluster then also goes to the next member.
+		type answer struct {
+			rsp *clientv3.GetResponse
+			err error
+		}
+		answers := make(chan answer, 4)
+		read := func() {
+			rsp, err := cli.Get(ctx, "/micro/registry/"+service+"/", clientv3.WithPrefix())
+			answers <- answer{rsp, err}
+		}
+		go read()
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		var a answer
+	wait:
+		for sent := 1; ; {
+			select {
+			case a = <-answers:
+				break wait
+			case <-tick.C:
+				if sent < cap(answers) {
+					go read()
+					sent++
+				}
 			}
 		}
+		rsp, err := a.rsp, a.err
 		if err != nil {
 			return nil, fmt.Errorf("etcd: %w", err)
 		}

@@ -103,6 +103,12 @@ func TestNewAndRename(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range files {
+		// bench/grpcbare's plain grpc-go stubs embed the services'
+		// go_package too; make rename regenerates them after Rename with
+		// make proto (and make proto-check fails while they are stale).
+		if strings.HasPrefix(f, "bench/grpcbare/") && strings.HasSuffix(f, ".pb.go") {
+			continue
+		}
 		data, err := os.ReadFile(filepath.Join(dir, f))
 		if err != nil {
 			t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -219,12 +220,33 @@ func TestInitLocksTheRegistriesDown(t *testing.T) {
 func TestInitGivesUpAfterTimeout(t *testing.T) {
 	dir := t.TempDir()
 	mustRun(t, "secrets", "-dir", dir, "-services", "user")
-	free := stack.MustFreeAddr(t) // nothing listens there
+	free := mustRefusingAddr(t)
 	err := run(context.Background(), []string{"stackinit", "init", "-secrets", filepath.Join(dir, "stackinit.json"),
 		"-consul", free, "-etcd", free, "-timeout", "2s"}, os.Getenv, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "not set up within 2s") || !strings.Contains(err.Error(), "connection refused") {
 		t.Errorf("init with no registry: %v, want it to give up naming the registry's last answer", err)
 	}
+}
+
+// mustRefusingAddr returns a loopback address whose port the test holds,
+// bound but not listening: connections to it are refused, and no process
+// started meanwhile (other packages test side by side) can take the port,
+// as one could a port merely found free.
+func mustRefusingAddr(tb testing.TB) string {
+	tb.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		tb.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
 }
 
 func mustRun(t *testing.T, args ...string) string {

@@ -30,81 +30,30 @@ const (
 	leaveTarget = 2 * time.Second  // a SIGTERMed instance gone from the registry
 )
 
-// gatewayLoad sends GET /hello?user_id=ada to a gateway at a fixed rate.
-type gatewayLoad struct {
-	url    string
-	rate   int
-	mu     sync.Mutex
-	res    []result
-	quit   chan struct{}
-	wg     sync.WaitGroup
-	ticker sync.WaitGroup
-}
-
 // gatewayHTTP bounds each request; the gateway's own calls time out after 5 s.
 var gatewayHTTP = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 
-func startGatewayLoad(url string, rate int) *gatewayLoad {
-	l := &gatewayLoad{url: url, rate: rate, quit: make(chan struct{})}
-	l.ticker.Add(1)
-	go l.run()
-	return l
-}
-
-func (l *gatewayLoad) run() {
-	defer l.ticker.Done()
-	tick := time.NewTicker(time.Second / time.Duration(l.rate))
-	defer tick.Stop()
-	for {
-		select {
-		case <-l.quit:
-			return
-		case <-tick.C:
-		}
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			start := time.Now()
-			r := result{at: start}
-			rsp, err := gatewayHTTP.Get(l.url)
-			if err != nil {
-				r.kind = "http"
-			} else {
-				var body struct{ Instances map[string]string }
-				b, _ := io.ReadAll(rsp.Body)
-				rsp.Body.Close()
-				if rsp.StatusCode != http.StatusOK {
-					r.kind = fmt.Sprintf("http %d", rsp.StatusCode)
-				} else if json.Unmarshal(b, &body) == nil {
-					r.instance = body.Instances["user"]
-				}
+// startGatewayLoad sends GET url (the gateway's /hello) rate times a second.
+func startGatewayLoad(url string, rate int) *load {
+	return startPaced(rate, func() result {
+		start := time.Now()
+		r := result{at: start}
+		rsp, err := gatewayHTTP.Get(url)
+		if err != nil {
+			r.kind = "http"
+		} else {
+			var body struct{ Instances map[string]string }
+			b, _ := io.ReadAll(rsp.Body)
+			rsp.Body.Close()
+			if rsp.StatusCode != http.StatusOK {
+				r.kind = fmt.Sprintf("http %d", rsp.StatusCode)
+			} else if json.Unmarshal(b, &body) == nil {
+				r.instance = body.Instances["user"]
 			}
-			r.latency = time.Since(start)
-			l.mu.Lock()
-			l.res = append(l.res, r)
-			l.mu.Unlock()
-		}()
-	}
-}
-
-func (l *gatewayLoad) stop() []result {
-	close(l.quit)
-	l.ticker.Wait()
-	l.wg.Wait()
-	slices.SortFunc(l.res, func(a, b result) int { return a.at.Compare(b.at) })
-	return l.res
-}
-
-func (l *gatewayLoad) since(t time.Time) []result {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []result
-	for _, r := range l.res {
-		if !r.at.Before(t) {
-			out = append(out, r)
 		}
-	}
-	return out
+		r.latency = time.Since(start)
+		return r
+	})
 }
 
 // startFront starts hello and a gateway (no rate limit: the load comes from

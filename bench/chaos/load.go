@@ -27,9 +27,6 @@ type result struct {
 // load calls user.UserService.Get at a fixed rate through the client a
 // service would use (the starter's, or bench/plain's).
 type load struct {
-	users  userpb.UserService
-	rate   int
-	id     string // the user asked for; an unknown one gives 404s
 	mu     sync.Mutex
 	res    []result
 	quit   chan struct{}
@@ -55,16 +52,32 @@ func newCaller(c *cluster) (client.Client, error) {
 	return svc.Client(), nil
 }
 
+// startLoad calls user's Get for id through cl, rate times a second.
 func startLoad(cl client.Client, rate int, id string) *load {
-	l := &load{users: userpb.NewUserService("user", cl), rate: rate, id: id, quit: make(chan struct{})}
+	users := userpb.NewUserService("user", cl)
+	return startPaced(rate, func() result {
+		start := time.Now()
+		rsp, err := users.Get(context.Background(), &userpb.GetRequest{Id: id})
+		r := result{at: start, latency: time.Since(start), kind: kind(err)}
+		if rsp != nil {
+			r.instance = rsp.Instance
+		}
+		return r
+	})
+}
+
+// startPaced runs call rate times a second, each in a goroutine of its own
+// (a slow call does not delay the next), and keeps every result.
+func startPaced(rate int, call func() result) *load {
+	l := &load{quit: make(chan struct{})}
 	l.ticker.Add(1)
-	go l.run()
+	go l.run(rate, call)
 	return l
 }
 
-func (l *load) run() {
+func (l *load) run(rate int, call func() result) {
 	defer l.ticker.Done()
-	tick := time.NewTicker(time.Second / time.Duration(l.rate))
+	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()
 	for {
 		select {
@@ -75,12 +88,7 @@ func (l *load) run() {
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			start := time.Now()
-			rsp, err := l.users.Get(context.Background(), &userpb.GetRequest{Id: l.id})
-			r := result{at: start, latency: time.Since(start), kind: kind(err)}
-			if rsp != nil {
-				r.instance = rsp.Instance
-			}
+			r := call()
 			l.mu.Lock()
 			l.res = append(l.res, r)
 			l.mu.Unlock()

@@ -14,9 +14,17 @@ const RequestIDHeader = "X-Request-Id"
 
 type requestIDKey struct{}
 
-// WithRequestID keeps id in ctx for the log lines written with it.
+// WithRequestID keeps id in ctx for the log lines written with it, and
+// marks ctx as a request's: a call made with it starts no trace of its own,
+// the request's root having decided (id may be "": a caller sent none).
 func WithRequestID(ctx context.Context, id string) context.Context {
 	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// inRequest reports that ctx went through WithRequestID.
+func inRequest(ctx context.Context) bool {
+	_, ok := ctx.Value(requestIDKey{}).(string)
+	return ok
 }
 
 // RequestID is the id WithRequestID kept in ctx, or "".

@@ -39,7 +39,7 @@ type tracedClient struct {
 }
 
 func (c *tracedClient) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
-	if c.t.unrecorded(ctx) {
+	if !c.t.traces(ctx) {
 		return c.Client.Call(ctx, req, rsp, opts...)
 	}
 	ctx, span := c.t.tracer.Start(ctx, "call "+req.Service()+"."+req.Endpoint(), kindInternal)
@@ -49,15 +49,16 @@ func (c *tracedClient) Call(ctx context.Context, req client.Request, rsp interfa
 	return err
 }
 
-// CallWrapper spans each attempt: the instance it went to and what it
-// returned, so retries and fail-over show as sibling spans under the call.
-// It sends the attempt's trace context in the call's metadata
-// (traceparent), so the handler it reaches is the attempt's child.
+// CallWrapper spans each attempt of a sampled call: the instance it went
+// to and what it returned, so retries and fail-over show as sibling spans
+// under the call. It sends the attempt's trace context in the call's
+// metadata (traceparent), so the handler it reaches is the attempt's child.
+// An attempt of a call not sampled sends none: see HandlerWrapper.
 func (t *Tracing) CallWrapper() client.CallWrapper {
 	return func(next client.CallFunc) client.CallFunc {
 		return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
-			if t.unrecorded(ctx) { // the trace context received, if any, goes on
-				return next(t.inject(ctx), node, req, rsp, opts)
+			if !t.sampled(ctx) { // never a root: ClientWrapper decided
+				return next(ctx, node, req, rsp, opts)
 			}
 			ctx, span := t.tracer.Start(ctx, req.Service()+"."+req.Endpoint(), kindClient,
 				trace.WithAttributes(NodeIDKey.String(node.Id), NodeAddressKey.String(node.Address)))
@@ -69,20 +70,35 @@ func (t *Tracing) CallWrapper() client.CallWrapper {
 	}
 }
 
-// HandlerWrapper spans each handler, as a child of the caller's attempt
-// when the metadata carries its trace context, and keeps the request id
-// from the metadata (x-request-id) in the handler's context for its log
-// lines (RequestID). List it first among the server's handler wrappers, so
-// its span covers them.
+// HandlerWrapper spans each handler of a sampled call, as a child of the
+// caller's attempt, and keeps the request id from the metadata
+// (x-request-id) in the handler's context for its log lines (RequestID).
+// List it first among the server's handler wrappers, so its span covers
+// them.
+//
+// A call without a traceparent is not sampled, and the handler's own calls
+// are not either: the trace was decided where the request entered (the
+// gateway, or a call made outside any request) and our clients send the
+// trace context only with a sampled call. Sending the "not sampled"
+// decision instead (a traceparent ending in -00) would cost every call a
+// header and its parsing on both sides, for no span; sampling here anew
+// would record traces without their root. The price: a service reached by
+// a caller that does not trace (grpcurl, say) records nothing, and the log
+// lines of a request not sampled carry its request id but no trace id.
 func (t *Tracing) HandlerWrapper() server.HandlerWrapper {
 	return func(next server.HandlerFunc) server.HandlerFunc {
 		return func(ctx context.Context, req server.Request, rsp interface{}) error {
-			md, _ := metadata.FromContext(ctx)
-			if id := getFold(md, RequestIDHeader); id != "" {
+			md := t.incoming(ctx)
+			// Always, when tracing: it also marks ctx as a request's, whose
+			// calls start no trace of their own (Tracing.traces).
+			if id := getFold(md, RequestIDHeader); id != "" || !t.off {
 				ctx = WithRequestID(ctx, id)
 			}
+			if t.off || getFold(md, traceparentHeader) == "" {
+				return next(ctx, req, rsp)
+			}
 			ctx = t.prop.Extract(ctx, mdCarrier(md))
-			if t.unrecorded(ctx) {
+			if !t.sampled(ctx) { // a caller of ours sends none; another may
 				return next(ctx, req, rsp)
 			}
 			ctx, span := t.tracer.Start(ctx, req.Service()+"."+req.Endpoint(), kindServer)
@@ -94,12 +110,12 @@ func (t *Tracing) HandlerWrapper() server.HandlerWrapper {
 	}
 }
 
+// traceparentHeader names the W3C trace context in go-micro metadata.
+const traceparentHeader = "traceparent"
+
 // inject puts the trace context of ctx's span into ctx's go-micro metadata,
 // replacing the one a handler's context brought from its caller.
 func (t *Tracing) inject(ctx context.Context) context.Context {
-	if !trace.SpanContextFromContext(ctx).IsValid() {
-		return ctx // nothing traced: leave the metadata alone
-	}
 	md, ok := metadata.FromContext(ctx) // a copy
 	if !ok {
 		md = metadata.Metadata{}
@@ -152,4 +168,32 @@ func getFold(md metadata.Metadata, key string) string {
 		}
 	}
 	return ""
+}
+
+// incoming is the go-micro metadata in ctx, read in place: handlers must
+// not change it. metadata.FromContext copies the map and re-cases every
+// key, 4-5 allocations on every request for two values read.
+func (t *Tracing) incoming(ctx context.Context) metadata.Metadata {
+	md, _ := ctx.Value(t.mdKey).(metadata.Metadata)
+	return md
+}
+
+// metadataKey is go-micro's (unexported) context key of the metadata,
+// caught as its FromContext asks a context for it. TestIncomingMetadata
+// checks it still reads what FromContext does.
+func metadataKey() any {
+	var p keyProbe
+	metadata.FromContext(&p)
+	return p.key
+}
+
+// keyProbe is a context that keeps the key it was asked for.
+type keyProbe struct {
+	context.Context
+	key any
+}
+
+func (p *keyProbe) Value(key any) any {
+	p.key = key
+	return nil
 }

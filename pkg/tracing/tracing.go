@@ -17,6 +17,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"strings"
 
@@ -78,10 +79,11 @@ type Tracing struct {
 	// off: no endpoint, so spans are no-ops; the wrappers then start none
 	// (a no-op span still costs allocations on every call).
 	off bool
-	// followsParent: the sampler follows the parent's decision, so a span
-	// under a parent not sampled would not be either; the wrappers then
-	// start none and pass the parent's trace context on as it is.
-	followsParent bool
+	// ratio is the share of roots sampled, drawn here before any span is
+	// started (SampleRoot): a root not sampled then costs nothing, where
+	// the SDK's ratio sampler needs a span started to decide.
+	ratio float64
+	mdKey any // go-micro's context key of the metadata (incoming)
 }
 
 // instrumentation names this package as the spans' source.
@@ -103,11 +105,13 @@ func New(c Config, service string) (*Tracing, error) {
 	}
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(exp),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(c.SampleRatio))),
+		// The ratio is applied by SampleRoot, before a root span is started;
+		// below a parent, its decision.
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample())),
 		sdktrace.WithResource(resource.NewSchemaless(semconv.ServiceName(service))),
 	)
 	t := Provider(tp, tp.Shutdown)
-	t.followsParent = true
+	t.ratio = c.SampleRatio
 	return t, nil
 }
 
@@ -118,6 +122,8 @@ func Provider(tp trace.TracerProvider, shutdown func(context.Context) error) *Tr
 		tracer:   tp.Tracer(instrumentation),
 		prop:     propagation.TraceContext{},
 		shutdown: shutdown,
+		ratio:    1, // tp's sampler decides
+		mdKey:    metadataKey(),
 	}
 }
 
@@ -128,17 +134,30 @@ func (t *Tracing) Tracer() trace.Tracer { return t.tracer }
 // own need not be started.
 func (t *Tracing) Off() bool { return t.off }
 
-// unrecorded reports that a span started under ctx would not be recorded:
-// tracing is off, or the sampler follows a parent that is not sampled.
-func (t *Tracing) unrecorded(ctx context.Context) bool {
+// SampleRoot draws whether a trace starting here, at a request's root, is
+// sampled (--trace_sample_ratio). Only roots draw: a span below a parent
+// follows the parent's decision.
+func (t *Tracing) SampleRoot() bool {
+	return !t.off && (t.ratio >= 1 || rand.Float64() < t.ratio)
+}
+
+// sampled reports that ctx carries a sampled trace: spans started under it
+// are recorded.
+func (t *Tracing) sampled(ctx context.Context) bool {
+	return !t.off && trace.SpanContextFromContext(ctx).IsSampled()
+}
+
+// traces reports whether a call made with ctx is spanned: within a sampled
+// trace, or as a new trace's root, drawn, when ctx is in no trace and in no
+// request (a request not sampled carries no trace: HandlerWrapper).
+func (t *Tracing) traces(ctx context.Context) bool {
 	if t.off {
-		return true
-	}
-	if !t.followsParent {
 		return false
 	}
-	sc := trace.SpanContextFromContext(ctx)
-	return sc.IsValid() && !sc.IsSampled()
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		return sc.IsSampled()
+	}
+	return !inRequest(ctx) && t.SampleRoot()
 }
 
 // Shutdown sends the spans not yet sent, within ctx's deadline.

@@ -280,11 +280,92 @@ func TestExportOnShutdown(t *testing.T) {
 	}
 }
 
-// Spans that would not be recorded are not started: with tracing off, or
-// under a parent that is not sampled, the wrappers cost a call nothing
-// (a no-op span cost three allocations per wrapper), and the trace context
-// received goes on as it is, so the callee does not sample either.
-func TestUnrecordedCostsNothing(t *testing.T) {
+// A call not sampled costs nothing and sends no trace context: with
+// tracing off, under a parent not sampled, as a root the ratio did not
+// draw, and within a request not sampled (a handler reached without a
+// traceparent: HandlerWrapper), where drawing again would record a trace
+// without its root. The context goes on as it came.
+func TestUnsampledCallCostsNothing(t *testing.T) {
+	off, err := New(DefaultConfig(), "user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	newOn := func(ratio float64) *Tracing {
+		on, err := New(Config{OTLPEndpoint: "http://127.0.0.1:1", SampleRatio: ratio, LogFormat: "text"}, "user")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = on.Shutdown(context.Background()) })
+		return on
+	}
+	unsampled := trace.ContextWithRemoteSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, Remote: true,
+	}))
+	inRequest := WithRequestID(metadata.NewContext(context.Background(), metadata.Metadata{"X-Request-Id": "r"}), "r")
+	for _, tc := range []struct {
+		name string
+		tr   *Tracing
+		ctx  context.Context
+	}{
+		{"off", off, context.Background()},
+		{"parent not sampled", newOn(1), unsampled},
+		{"root not drawn", newOn(0), context.Background()},
+		{"request not sampled", newOn(1), inRequest},
+	} {
+		var seen context.Context
+		c := tc.tr.ClientWrapper()(&fakeClient{call: tc.tr.CallWrapper()(func(ctx context.Context, _ *registry.Node, _ client.Request, _ interface{}, _ client.CallOptions) error {
+			seen = ctx
+			return nil
+		}), nodes: []*registry.Node{{Id: "n"}}})
+		allocs := testing.AllocsPerRun(100, func() { _ = c.Call(tc.ctx, fakeRequest{}, nil) })
+		if allocs != 0 {
+			t.Errorf("%s: %.0f allocations per call, want 0", tc.name, allocs)
+		}
+		if seen != tc.ctx {
+			t.Errorf("%s: the call went on with another context (trace %v)", tc.name, trace.SpanContextFromContext(seen))
+		}
+	}
+}
+
+// A handler reached without a traceparent records no span, though its
+// service samples every root, and its own calls start no trace: a caller
+// of ours sends one only with a sampled call, so the request's root
+// decided not to sample it. Its log lines carry the request id.
+func TestHandlerWithoutTraceparent(t *testing.T) {
+	tr, rec := recorded(t) // every root sampled
+	var logs bytes.Buffer
+	log := NewLogger(&logs, "json")
+	var sent metadata.Metadata
+	cl := tr.ClientWrapper()(&fakeClient{call: tr.CallWrapper()(func(ctx context.Context, _ *registry.Node, _ client.Request, _ interface{}, _ client.CallOptions) error {
+		sent, _ = metadata.FromContext(ctx)
+		return nil
+	}), nodes: []*registry.Node{{Id: "n"}}})
+	h := tr.HandlerWrapper()(func(ctx context.Context, _ server.Request, _ interface{}) error {
+		log.InfoContext(ctx, "handled")
+		return cl.Call(ctx, fakeRequest{}, nil)
+	})
+	in := metadata.Metadata{"x-request-id": "req-1", "Remote": "127.0.0.1:1"} // as our gRPC server hands it over
+	if err := h(metadata.NewContext(context.Background(), in), fakeServerRequest{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if spans := rec.Ended(); len(spans) != 0 {
+		t.Errorf("%d spans recorded, want none: the first %q", len(spans), spans[0].Name())
+	}
+	if tp := getFold(sent, "traceparent"); tp != "" || getFold(sent, RequestIDHeader) != "req-1" {
+		t.Errorf("the handler's call sent %v, want the request id and no traceparent", sent)
+	}
+	var line map[string]any
+	if err := json.Unmarshal(logs.Bytes(), &line); err != nil {
+		t.Fatalf("log %q: %v", logs.String(), err)
+	}
+	if _, traced := line["trace_id"]; traced || line["request_id"] != "req-1" {
+		t.Errorf("log line %v: want request_id req-1 and no trace_id", line)
+	}
+}
+
+// A handler's wrapper costs at most the request id it keeps: with tracing
+// off, or reached without a traceparent, no span and no trace context.
+func TestUnsampledHandlerCost(t *testing.T) {
 	off, err := New(DefaultConfig(), "user")
 	if err != nil {
 		t.Fatal(err)
@@ -294,32 +375,37 @@ func TestUnrecordedCostsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = on.Shutdown(context.Background()) })
-	unsampled := trace.ContextWithRemoteSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
-		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, Remote: true,
-	}))
+	ctx := metadata.NewContext(context.Background(), metadata.Metadata{"x-request-id": "r", "Remote": "127.0.0.1:1"})
 	for _, tc := range []struct {
 		name string
 		tr   *Tracing
-		ctx  context.Context
-	}{
-		{"off", off, context.Background()},
-		{"parent not sampled", on, unsampled},
-	} {
-		var seen trace.SpanContext
-		c := tc.tr.ClientWrapper()(&fakeClient{call: func(ctx context.Context, _ *registry.Node, _ client.Request, _ interface{}, _ client.CallOptions) error {
-			seen = trace.SpanContextFromContext(ctx)
+	}{{"off", off}, {"no traceparent", on}} {
+		h := tc.tr.HandlerWrapper()(func(ctx context.Context, _ server.Request, _ interface{}) error {
+			if trace.SpanContextFromContext(ctx).IsValid() || RequestID(ctx) != "r" {
+				t.Errorf("%s: handler's context: trace %v, request id %q; want none and r", tc.name, trace.SpanContextFromContext(ctx), RequestID(ctx))
+			}
 			return nil
-		}, nodes: []*registry.Node{{Id: "n"}}})
-		h := tc.tr.HandlerWrapper()(func(context.Context, server.Request, interface{}) error { return nil })
-		allocs := testing.AllocsPerRun(100, func() {
-			_ = c.Call(tc.ctx, fakeRequest{}, nil)
-			_ = h(tc.ctx, fakeServerRequest{}, nil)
 		})
-		if allocs != 0 {
-			t.Errorf("%s: %.0f allocations per call and request, want 0", tc.name, allocs)
+		// The request id's context and its boxed string; the metadata is read
+		// in place (go-micro's FromContext made 3 more: a copy, its keys
+		// re-cased).
+		if allocs := testing.AllocsPerRun(100, func() { _ = h(ctx, fakeServerRequest{}, nil) }); allocs > 2 {
+			t.Errorf("%s: %.0f allocations per request, want at most 2", tc.name, allocs)
 		}
-		if want := trace.SpanContextFromContext(tc.ctx); !seen.Equal(want) {
-			t.Errorf("%s: the call went on with trace context %v, want the one received, %v", tc.name, seen, want)
-		}
+	}
+}
+
+// The metadata read in place is the one go-micro's FromContext copies (the
+// key caught from it is go-micro's own), and none outside metadata.
+func TestIncomingMetadata(t *testing.T) {
+	tr, _ := recorded(t)
+	md := metadata.Metadata{"x-request-id": "r", "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+	got := tr.incoming(metadata.NewContext(context.Background(), md))
+	copied, _ := metadata.FromContext(metadata.NewContext(context.Background(), md))
+	if len(got) != len(copied) || getFold(got, "X-Request-Id") != copied["X-Request-Id"] || getFold(got, "traceparent") != copied["Traceparent"] {
+		t.Errorf("read in place %v, FromContext %v: want the same", got, copied)
+	}
+	if got := tr.incoming(context.Background()); got != nil {
+		t.Errorf("no metadata: read %v", got)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -93,5 +94,32 @@ func TestTracedRequest(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A request the ratio does not draw gets no span: its calls go out in no
+// trace (so they send no traceparent and their callees do not sample), with
+// its request id, and its log lines name the request but no trace.
+func TestUnsampledRequest(t *testing.T) {
+	collector := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) }))
+	t.Cleanup(collector.Close)
+	tr, err := tracing.New(tracing.Config{OTLPEndpoint: collector.URL, SampleRatio: 0, LogFormat: "json"}, "gateway")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tr.Shutdown(context.Background()) })
+	var logs bytes.Buffer
+	hello := &spanHello{err: merrors.InternalServerError("hello", "boom")}
+	api := &API{hello: hello, ready: func(context.Context) error { return nil }, log: tracing.NewLogger(&logs, "json")}
+	w := httptest.NewRecorder()
+	traced(tr, api.Handler()).ServeHTTP(w, httptest.NewRequest("GET", "/hello?name=x", nil))
+	if w.Code != http.StatusBadGateway {
+		t.Fatalf("status %d, want 502: %s", w.Code, w.Body)
+	}
+	if hello.span.IsValid() {
+		t.Errorf("hello called in trace %v, want none", hello.span.TraceID())
+	}
+	if id := w.Header().Get(requestIDHeader); !strings.Contains(logs.String(), `"request_id":"`+id+`"`) || strings.Contains(logs.String(), "trace_id") {
+		t.Errorf("log %q: want request_id %s and no trace_id", logs.String(), id)
 	}
 }

@@ -56,12 +56,33 @@ func (r *drainingRegistry) Register(s *registry.Service, opts ...registry.Regist
 	if r.healthPort > 0 {
 		opts = append(slices.Clip(opts), discovery.HTTPCheck(r.healthPort))
 	}
-	if err := discovery.Call(context.Background(), r.timeout, func() error { return r.Registry.Register(s, opts...) }); err != nil {
+	// A registration answered after the bound has still registered the
+	// instance: it counts when its answer comes. A Consul agent syncing with
+	// a partitioned server answers seconds late, and meanwhile runs the HTTP
+	// check; an instance that answered it 503 until the next interval was
+	// marked critical and dropped by its callers (bench/chaos T9).
+	var answered atomic.Bool
+	var returned atomic.Pointer[error] // the error this call returned, once it did
+	err := discovery.Call(context.Background(), r.timeout, func() error {
+		err := r.Registry.Register(s, opts...)
+		if err == nil {
+			answered.Store(true)
+			r.registered.Store(true)
+			if p := returned.Load(); p != nil {
+				r.failed.CompareAndSwap(p, nil) // unless a later call failed since
+			}
+		}
+		return err
+	})
+	if err != nil {
+		returned.Store(&err)
 		r.failed.Store(&err)
+		if answered.Load() {
+			r.failed.CompareAndSwap(&err, nil)
+		}
 		return err
 	}
 	r.failed.Store(nil)
-	r.registered.Store(true)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package service
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -115,4 +116,32 @@ func TestDrainingRegistryRetriesFailedDeregister(t *testing.T) {
 	if err := r.Deregister(node); err != nil {
 		t.Fatalf("second try: %v", err)
 	}
+}
+
+// TestDrainingRegistryLateAnswerRegisters: a registration answered after the
+// bound still registered the instance, and the instance is healthy from
+// then on. A Consul agent that syncs with a partitioned server holds its
+// answer for seconds while it already has the registration and runs the
+// HTTP check; until the next interval's registration the instance answered
+// that check 503, the agent marked it critical, and callers dropped it
+// (bench/chaos T9).
+func TestDrainingRegistryLateAnswerRegisters(t *testing.T) {
+	rec := &recordingRegistry{release: make(chan struct{})}
+	r := &drainingRegistry{Registry: rec, timeout: 10 * time.Millisecond}
+	if err := r.Register(node); err == nil {
+		t.Fatal("registration held past the bound: want an error")
+	}
+	if r.registered.Load() {
+		t.Fatal("registered before the registry answered")
+	}
+	close(rec.release)
+	poll.Eventually(t, 5*time.Second, func() error {
+		if !r.registered.Load() {
+			return errors.New("the late success is not counted")
+		}
+		if err := r.lastErr(); err != nil {
+			return fmt.Errorf("last error %v after the late success", err)
+		}
+		return nil
+	})
 }

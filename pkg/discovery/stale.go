@@ -120,6 +120,20 @@ func (s *staleRegistry) Watch(opts ...registry.WatchOption) (registry.Watcher, e
 		return w, nil
 	}
 	r := &resyncWatcher{inner: w, events: make(chan watchEvent), quit: make(chan struct{}), every: s.resync, gone: map[string]bool{},
+		hold: s.holdEmpty, nodes: map[string]bool{},
+		known: func() []string {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			var ids []string
+			if last, ok := s.last[o.Service]; ok {
+				for _, svc := range last.services {
+					for _, n := range svc.Nodes {
+						ids = append(ids, n.Id)
+					}
+				}
+			}
+			return ids
+		},
 		lookup: func() ([]*registry.Service, error) {
 			var svcs []*registry.Service
 			err := Call(context.Background(), s.timeout, func() (err error) {
@@ -145,6 +159,17 @@ func (s *staleRegistry) Watch(opts ...registry.WatchOption) (registry.Watcher, e
 // (Consul leader paused 60 s): an instance that registered 0.3 s after the
 // new leader got its first call 37.5 s later, when the caller's watch came
 // back. A lookup is a plain read that any server answers.
+//
+// A delete that would leave the caller's cache with no instance of the
+// service is held for hold, as StaleOnError holds an empty answer: the
+// cache would drop the service and every call would wait on a lookup. An
+// etcd paused for longer than the TTL (one server, or a VM frozen) expires
+// every lease by its own clock as it resumes, and deletes every instance at
+// once a moment before their renewals reach it: measured with bench/chaos
+// T9 (one etcd paused 60 s), calls through the gateway waited on lookups
+// until its breaker rejected 5-20 of them ("too many calls in flight"). The
+// held deletes are dropped for the instances listed again within hold and
+// passed on for the others, once any instance is listed or hold is over.
 type resyncWatcher struct {
 	inner  registry.Watcher
 	events chan watchEvent
@@ -152,12 +177,21 @@ type resyncWatcher struct {
 	once   sync.Once
 	every  time.Duration
 	lookup func() ([]*registry.Service, error)
+	hold   time.Duration
+	known  func() []string // the instances of the last good lookup
 
-	pending []*registry.Service // from the last lookup, still to pass on
+	queue []*registry.Result // still to pass on, first first
 	// gone holds the instances the watch deleted and has not listed
 	// since: a lookup answered by a server a moment behind must not bring
 	// one back (the cache would keep it until its TTL).
 	gone map[string]bool
+	// nodes is what the caller's cache holds as far as this watch knows:
+	// the last lookup's instances, then what events and resyncs added and
+	// deletes removed; seeded on the first event.
+	nodes    map[string]bool
+	seeded   bool
+	held     []*registry.Result // deletes that would have emptied the cache
+	heldOver <-chan time.Time   // when hold is over for them; nil if none
 }
 
 type watchEvent struct {
@@ -181,26 +215,49 @@ func (w *resyncWatcher) pump() {
 
 // Next is called by one goroutine, the cache's.
 func (w *resyncWatcher) Next() (*registry.Result, error) {
-	if len(w.pending) > 0 {
-		s := w.pending[0]
-		w.pending = w.pending[1:]
-		return &registry.Result{Action: "update", Service: s}, nil
-	}
 	tick := time.NewTicker(w.every)
 	defer tick.Stop()
 	for {
+		if len(w.queue) > 0 {
+			r := w.queue[0]
+			w.queue = w.queue[1:]
+			return r, nil
+		}
 		select {
 		case e := <-w.events:
-			if e.res != nil && e.res.Service != nil {
-				for _, n := range e.res.Service.Nodes {
-					if e.res.Action == "delete" {
-						w.gone[n.Id] = true
-					} else {
-						delete(w.gone, n.Id)
-					}
-				}
+			if e.res == nil || e.res.Service == nil {
+				return e.res, e.err
 			}
+			if !w.seeded {
+				for _, id := range w.known() {
+					w.nodes[id] = true
+				}
+				w.seeded = true
+			}
+			if e.res.Action == "delete" {
+				had := len(w.nodes) > 0
+				for _, n := range e.res.Service.Nodes {
+					w.gone[n.Id] = true
+					delete(w.nodes, n.Id)
+				}
+				if had && len(w.nodes) == 0 && w.hold > 0 {
+					if w.held == nil {
+						w.heldOver = time.After(w.hold)
+					}
+					w.held = append(w.held, e.res)
+					continue
+				}
+				return e.res, e.err
+			}
+			for _, n := range e.res.Service.Nodes {
+				delete(w.gone, n.Id)
+				w.nodes[n.Id] = true
+			}
+			w.release()
 			return e.res, e.err
+		case <-w.heldOver:
+			w.queue = append(w.queue, w.held...)
+			w.held, w.heldOver = nil, nil
 		case <-w.quit:
 			return nil, registry.ErrWatcherStopped
 		case <-tick.C:
@@ -208,22 +265,36 @@ func (w *resyncWatcher) Next() (*registry.Result, error) {
 			if err != nil {
 				continue
 			}
-			var listed []*registry.Service
 			for _, svc := range svcs {
 				svc = util.CopyService(svc)
 				svc.Nodes = slices.DeleteFunc(svc.Nodes, func(n *registry.Node) bool { return w.gone[n.Id] })
+				for _, n := range svc.Nodes {
+					w.nodes[n.Id] = true
+				}
+				// One update per version the registry lists.
 				if len(svc.Nodes) > 0 {
-					listed = append(listed, svc)
+					w.queue = append(w.queue, &registry.Result{Action: "update", Service: svc})
 				}
 			}
-			if len(listed) == 0 {
-				continue
-			}
-			// One update per version the registry lists.
-			w.pending = listed[1:]
-			return &registry.Result{Action: "update", Service: listed[0]}, nil
+			w.release()
 		}
 	}
+}
+
+// release queues the held deletes, less the instances listed again, once
+// the cache holds any instance: after what is queued before them.
+func (w *resyncWatcher) release() {
+	if w.held == nil || len(w.nodes) == 0 {
+		return
+	}
+	for _, r := range w.held {
+		svc := util.CopyService(r.Service)
+		svc.Nodes = slices.DeleteFunc(svc.Nodes, func(n *registry.Node) bool { return w.nodes[n.Id] })
+		if len(svc.Nodes) > 0 {
+			w.queue = append(w.queue, &registry.Result{Action: r.Action, Service: svc})
+		}
+	}
+	w.held, w.heldOver = nil, nil
 }
 
 func (w *resyncWatcher) Stop() {

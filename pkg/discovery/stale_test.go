@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -128,5 +129,58 @@ func TestWatchResyncAddsNothingDeleted(t *testing.T) {
 	res, err := w.Next()
 	if err != nil || res.Action != "update" || len(res.Service.Nodes) != 1 || res.Service.Nodes[0].Id != "user-1" {
 		t.Fatalf("resync: %+v, %v; want an update with user-1 alone", res, err)
+	}
+}
+
+// TestWatchHoldsDeleteOfLastInstance: a delete that would leave the cache
+// with no instance is held; it is dropped for an instance listed again,
+// and passed on after the hold for one that is not.
+func TestWatchHoldsDeleteOfLastInstance(t *testing.T) {
+	event := func(action string, ids ...string) *registry.Result {
+		svc := &registry.Service{Name: "user"}
+		for _, id := range ids {
+			svc.Nodes = append(svc.Nodes, &registry.Node{Id: id})
+		}
+		return &registry.Result{Action: action, Service: svc}
+	}
+	both := []*registry.Service{{Name: "user", Nodes: []*registry.Node{{Id: "user-1"}, {Id: "user-2"}}}}
+	for _, tc := range []struct {
+		name   string
+		events []*registry.Result
+		want   []string
+	}{
+		{"listed again", []*registry.Result{event("delete", "user-1"), event("delete", "user-2"), event("update", "user-2"), event("update", "user-3")},
+			[]string{"delete user-1", "update user-2", "update user-3"}},
+		{"not back", []*registry.Result{event("delete", "user-1"), event("delete", "user-2")},
+			[]string{"delete user-1", "delete user-2"}},
+		{"another listed", []*registry.Result{event("delete", "user-1", "user-2"), event("update", "user-3")},
+			[]string{"update user-3", "delete user-1", "delete user-2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := &quietRegistry{scriptedRegistry{services: both}, tc.events}
+			s := StaleOnError(q, time.Second, 100*time.Millisecond, t.Logf).(*staleRegistry)
+			s.resync = time.Hour
+			if _, err := s.GetService("user"); err != nil { // the cache looks up before it watches
+				t.Fatal(err)
+			}
+			w, err := s.Watch(registry.WatchService("user"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Stop()
+			var got []string
+			for len(got) < len(tc.want) {
+				res, err := w.Next()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, n := range res.Service.Nodes {
+					got = append(got, res.Action+" "+n.Id)
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("events %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

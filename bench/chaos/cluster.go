@@ -23,8 +23,9 @@ type cluster struct {
 	plain    bool            // run bench/plain's user (bin/plain/user), not the starter's
 	cacheTTL time.Duration
 	users    []*stack.Proc
-	ids      []string      // registry node ids of users, same order
-	started  []*stack.Proc // every user process started, so that close stops them all
+	ids      []string          // registry node ids of users, same order
+	health   map[string]string // node id -> host:port of its GET /health (the shipped user's)
+	started  []*stack.Proc     // every user process started, so that close stops them all
 	seq      int
 
 	killed    *stack.Member // the member T8 killed or T9 paused
@@ -84,6 +85,7 @@ func (c *cluster) startUser(sick bool) (*stack.Proc, string, time.Time, error) {
 	c.seq++
 	var p *stack.Proc
 	var err error
+	var health string
 	switch {
 	case sick && c.plain:
 		p, err = stack.Start(c.dir, fmt.Sprintf("sick-%d", c.seq), filepath.Join(c.bin, "plain", "user"), append(c.serviceArgs(), "--fail")...)
@@ -93,7 +95,12 @@ func (c *cluster) startUser(sick bool) (*stack.Proc, string, time.Time, error) {
 	case c.plain:
 		p, err = stack.Start(c.dir, fmt.Sprintf("user-%d", c.seq), filepath.Join(c.bin, "plain", "user"), c.serviceArgs()...)
 	default:
-		p, err = stack.Start(c.dir, fmt.Sprintf("user-%d", c.seq), filepath.Join(c.bin, "user"), c.serviceArgs()...)
+		ports, perr := stack.FreePorts(1)
+		if perr != nil {
+			return nil, "", time.Time{}, perr
+		}
+		health = fmt.Sprintf("127.0.0.1:%d", ports[0])
+		p, err = stack.Start(c.dir, fmt.Sprintf("user-%d", c.seq), filepath.Join(c.bin, "user"), append(c.serviceArgs(), "--health_address", health)...)
 	}
 	if err != nil {
 		return nil, "", time.Time{}, err
@@ -109,6 +116,12 @@ func (c *cluster) startUser(sick bool) (*stack.Proc, string, time.Time, error) {
 		}
 		return errors.New("not registered")
 	})
+	if err == nil && health != "" {
+		if c.health == nil {
+			c.health = map[string]string{}
+		}
+		c.health[id] = health
+	}
 	return p, id, time.Now(), err
 }
 

@@ -95,20 +95,35 @@ func (c *cluster) startFront() (string, error) {
 }
 
 // listing reads the user instances the registry lists every 50 ms and
-// keeps each read that missed an instance whose process was healthy.
+// keeps each read that missed an instance whose process was healthy: whose
+// own GET /health had answered 200 without a break for longer than the
+// registry takes to notice (Consul's check: every 2 s, 1 s timeout). An
+// instance answers 503 until its first registration has been answered, and
+// Consul may probe it before that (its agent answers late while it syncs
+// with a partitioned server): the critical state that follows, for up to
+// one check interval, is the instance's own answer, not a loss.
 type listing struct {
-	c    *cluster
-	mu   sync.Mutex
-	want map[string]bool
-	lost map[string]time.Duration // id -> how long it was missing, in reads
-	quit chan struct{}
-	done chan struct{}
+	c      *cluster
+	mu     sync.Mutex
+	want   map[string]bool
+	health map[string]string        // id -> its /health address, if known
+	since  map[string]time.Time     // id -> since when /health answers 200
+	lost   map[string]time.Duration // id -> how long it was missing, in reads
+	quit   chan struct{}
+	done   chan struct{}
 }
 
+// noticeWithin is how long Consul's HTTP check of an instance takes to see
+// a change: its interval and timeout (pkg/discovery).
+const noticeWithin = 3 * time.Second
+
+var healthHTTP = &http.Client{Timeout: time.Second}
+
 func watchListing(c *cluster, ids ...string) *listing {
-	w := &listing{c: c, want: map[string]bool{}, lost: map[string]time.Duration{}, quit: make(chan struct{}), done: make(chan struct{})}
+	w := &listing{c: c, want: map[string]bool{}, health: map[string]string{}, since: map[string]time.Time{}, lost: map[string]time.Duration{},
+		quit: make(chan struct{}), done: make(chan struct{})}
 	for _, id := range ids {
-		w.want[id] = true
+		w.expect(id)
 	}
 	go func() {
 		defer close(w.done)
@@ -120,13 +135,17 @@ func watchListing(c *cluster, ids ...string) *listing {
 				return
 			case <-tick.C:
 			}
+			var probes sync.WaitGroup
+			probes.Go(w.probe)
 			ids, err := w.c.api().IDs("user")
+			probes.Wait()
 			if err != nil {
 				continue // nothing answered: that says nothing of the instances
 			}
 			w.mu.Lock()
 			for id := range w.want {
-				if !slices.Contains(ids, id) {
+				healthy := w.health[id] == "" || (!w.since[id].IsZero() && time.Since(w.since[id]) > noticeWithin)
+				if healthy && !slices.Contains(ids, id) {
 					w.lost[id] += 50 * time.Millisecond
 				}
 			}
@@ -136,7 +155,39 @@ func watchListing(c *cluster, ids ...string) *listing {
 	return w
 }
 
-func (w *listing) expect(id string) { w.mu.Lock(); w.want[id] = true; w.mu.Unlock() }
+// probe asks each expected instance's /health, as Consul's check does.
+func (w *listing) probe() {
+	w.mu.Lock()
+	addrs := map[string]string{}
+	for id := range w.want {
+		if a := w.health[id]; a != "" {
+			addrs[id] = a
+		}
+	}
+	w.mu.Unlock()
+	var wg sync.WaitGroup
+	for id, addr := range addrs {
+		wg.Go(func() {
+			code, err := stack.Get(healthHTTP, "http://"+addr+"/health", nil)
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			switch {
+			case err != nil || code != http.StatusOK:
+				w.since[id] = time.Time{}
+			case w.since[id].IsZero():
+				w.since[id] = time.Now()
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func (w *listing) expect(id string) {
+	w.mu.Lock()
+	w.want[id] = true
+	w.health[id] = w.c.health[id]
+	w.mu.Unlock()
+}
 func (w *listing) forget(id string) { w.mu.Lock(); delete(w.want, id); w.mu.Unlock() }
 
 func (w *listing) stop() map[string]time.Duration {

@@ -37,12 +37,13 @@ func main() {
 	var (
 		registries = flag.String("registry", "consul,etcd", "registries to run against")
 		only       = flag.String("scenario", "all", "scenarios to run: all, or ids such as T1,T3a")
-		modes      = flag.String("mode", "shipped,plain", "shipped (the starter), plain (bench/plain: go-micro's defaults)")
+		modes      = flag.String("mode", "shipped,plain", "shipped (the starter), plain (bench/plain: go-micro's defaults); T8 and T9 run shipped on a registry cluster and on one server, or only one of them with cluster or single")
 		rate       = flag.Int("rate", 500, "calls per second")
 		phase      = flag.Duration("phase", 5*time.Second, "steady load before and after each event")
-		outage     = flag.Duration("outage", 60*time.Second, "how long the registry is away in T3")
+		outage     = flag.Duration("outage", 60*time.Second, "how long the registry is away in T3 and T9")
 		cacheTTL   = flag.Duration("registry_cache_ttl", 0, "client cache TTL of the shipped services (0: their default, 1m)")
 		bin        = flag.String("bin", "bin", "directory with user, consul and etcd")
+		keep       = flag.Bool("keep", false, "keep each scenario's directory (the processes' logs) rather than remove it")
 		out        = flag.String("out", "", "also write the report into this markdown file, between its "+beginMarker+" and "+endMarker+" lines")
 	)
 	flag.Parse()
@@ -62,7 +63,7 @@ func main() {
 			}
 			for _, mode := range scenarioModes(sc, strings.Split(*modes, ",")) {
 				fmt.Fprintf(os.Stderr, "%s %s %s %s ...\n", time.Now().Format("15:04:05"), reg, sc.id, mode)
-				r := runOne(binDir, reg, mode, sc, *rate, *phase, *outage, *cacheTTL)
+				r := runOne(binDir, reg, mode, sc, *rate, *phase, *outage, *cacheTTL, *keep)
 				fmt.Fprintf(os.Stderr, "  %s\n", r.line())
 				rows = append(rows, r)
 			}
@@ -107,13 +108,19 @@ func scenarioModes(sc scenario, modes []string) []string {
 	if !sc.ha {
 		return modes
 	}
-	if slices.Contains(modes, "shipped") {
-		return []string{"shipped", "single"}
+	// shipped is both; cluster or single, one of them (the cluster's row
+	// is named shipped).
+	var ms []string
+	if slices.Contains(modes, "shipped") || slices.Contains(modes, "cluster") {
+		ms = append(ms, "shipped")
 	}
-	return nil
+	if slices.Contains(modes, "shipped") || slices.Contains(modes, "single") {
+		ms = append(ms, "single")
+	}
+	return ms
 }
 
-func runOne(bin, reg, mode string, sc scenario, rate int, phase, outage, cacheTTL time.Duration) row {
+func runOne(bin, reg, mode string, sc scenario, rate int, phase, outage, cacheTTL time.Duration, keep bool) row {
 	r := row{registry: reg, mode: mode, sc: sc}
 	// hystrix-go keeps circuits and their 10 s of counts per process: each
 	// scenario starts with none, as a fresh caller process would.
@@ -123,7 +130,11 @@ func runOne(bin, reg, mode string, sc scenario, rate int, phase, outage, cacheTT
 		r.err = err
 		return r
 	}
-	defer os.RemoveAll(dir)
+	if keep {
+		fmt.Fprintln(os.Stderr, "  processes' logs kept in", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
 	var c *cluster
 	if sc.ha && mode == "shipped" {
 		c, err = newRegistryCluster(dir, bin, reg)

@@ -69,6 +69,7 @@ func main() {
 	flag.BoolVar(&o.join, "join", true, "measure registration to first call of a new user instance under load")
 	flag.DurationVar(&o.soak, "soak", 0, "after the rounds, load every stack at once at -rate for this long and report RSS each minute")
 	flag.IntVar(&o.rate, "rate", 300, "requests per second during -soak, and with -url when given")
+	flag.IntVar(&o.pace, "pace", 0, "drive every stack in the rounds at this many requests per second instead of full speed: CPU per request compared at one throughput (the variants' cost)")
 	url := flag.String("url", "", "only drive the gateway already running at this URL (for profiling) and print the result")
 	flag.Parse()
 	if *url != "" {
@@ -135,7 +136,7 @@ func oursArgs(mode, otlp string) (args []string, traced bool, err error) {
 
 type options struct {
 	bin, registries, stacks, otlp string
-	conns, rounds, rate           int
+	conns, rounds, rate, pace     int
 	duration, soak                time.Duration
 	join                          bool
 	settle                        time.Duration // before idle RSS is read
@@ -486,6 +487,10 @@ type result struct {
 	p50, p99 time.Duration
 	errors   int64
 	firstErr string
+	// cpu is the services' CPU per request in this run (us), set by
+	// fullSpeed; cpuOK false: not measured.
+	cpu   float64
+	cpuOK bool
 }
 
 // drive runs a closed loop of conns keep-alive clients against url for d
@@ -630,12 +635,17 @@ func joinUnderLoad(s *svcStack, o options) error {
 	return nil
 }
 
-// fullSpeed drives each stack as fast as o.conns clients can, o.rounds
-// times, rotating the order every round, and measures what each process
-// used per request (usage.go).
+// fullSpeed drives each stack as fast as o.conns clients can (with
+// o.pace, at o.pace requests per second), o.rounds times, rotating the
+// order every round, and measures what each process used per request
+// (usage.go).
 func fullSpeed(stacks []*svcStack, rcv *receiver, o options) {
-	fmt.Fprintf(o.out, "Full speed, %d keep-alive clients, GET /hello?user_id=ada, %v per run:\n\n", o.conns, o.duration)
-	fmt.Fprintln(o.out, "| round | stack | req/s | p50 ms | p99 ms | errors | load avg before | load avg after |\n| --- | --- | --- | --- | --- | --- | --- | --- |")
+	speed := "Full speed"
+	if o.pace > 0 {
+		speed = fmt.Sprintf("Paced at %d req/s", o.pace)
+	}
+	fmt.Fprintf(o.out, "%s, %d keep-alive clients, GET /hello?user_id=ada, %v per run:\n\n", speed, o.conns, o.duration)
+	fmt.Fprintln(o.out, "| round | stack | req/s | p50 ms | p99 ms | errors | services CPU us/req | load avg before | load avg after |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	all := map[string][]result{}
 	used := map[string]*usage{}
 	for _, s := range stacks {
@@ -646,10 +656,14 @@ func fullSpeed(stacks []*svcStack, rcv *receiver, o options) {
 			s := stacks[(i+r)%len(stacks)]
 			before := loadavg()
 			start := s.snapshot(rcv)
-			res := drive(s.url, o.conns, o.duration, 0, nil)
-			used[s.name].add(start, s.snapshot(rcv), res.n)
+			res := drive(s.url, o.conns, o.duration, o.pace, nil)
+			end := s.snapshot(rcv)
+			round := newUsage()
+			round.add(start, end, res.n)
+			used[s.name].add(start, end, res.n)
+			res.cpu, res.cpuOK = round.services(round.cpuPer)
 			all[s.name] = append(all[s.name], res)
-			fmt.Fprintf(o.out, "| %d | %s | %.0f | %.2f | %.2f | %d %s | %s | %s |\n", r+1, s.name, res.rps, ms(res.p50), ms(res.p99), res.errors, res.firstErr, before, loadavg())
+			fmt.Fprintf(o.out, "| %d | %s | %.0f | %.2f | %.2f | %d %s | %s | %s | %s |\n", r+1, s.name, res.rps, ms(res.p50), ms(res.p99), res.errors, res.firstErr, cell2(res.cpu, res.cpuOK), before, loadavg())
 		}
 	}
 	fmt.Fprintln(o.out)

@@ -174,7 +174,8 @@ func cell2(v float64, ok bool) string { return cell(v, ok, "%.1f") }
 // printCost tables the variants of ours against ours as shipped (issue
 // 15): throughput as the ratio of medians and as the median of the ratios
 // within each round (the stacks of a round run back to back, so load from
-// elsewhere hits both alike), and the services' CPU per request.
+// elsewhere hits both alike), and the services' CPU per request, over all
+// rounds and as the median of the per-round ratios.
 func printCost(w io.Writer, stacks []*svcStack, all map[string][]result, used map[string]*usage) {
 	shipped, ok := all["ours"]
 	if !ok {
@@ -194,24 +195,42 @@ func printCost(w io.Writer, stacks []*svcStack, all map[string][]result, used ma
 	baseCPU, baseOK := used["ours"].services(used["ours"].cpuPer)
 	fmt.Fprintln(w, "Cost of metrics and tracing: each variant of ours against ours as shipped (metrics on, traces exported at --trace_sample_ratio 0.1):")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| variant | median req/s | vs shipped (medians) | vs shipped (median of per-round ratios) | per-round ratios | median p50 ms | median p99 ms | services CPU us/req | vs shipped |")
-	fmt.Fprintln(w, "| --- |"+strings.Repeat(" --- |", 8))
+	fmt.Fprintln(w, "| variant | median req/s | vs shipped (medians) | vs shipped (median of per-round ratios) | per-round ratios | median p50 ms | median p99 ms | services CPU us/req | vs shipped | CPU vs shipped (median of per-round ratios) | per-round CPU ratios |")
+	fmt.Fprintln(w, "| --- |"+strings.Repeat(" --- |", 10))
 	for _, name := range variants {
 		rs := all[name]
-		var ratios []float64
-		for i := range min(len(rs), len(shipped)) {
-			ratios = append(ratios, rs[i].rps/shipped[i].rps)
-		}
-		each := make([]string, len(ratios))
-		for i, r := range ratios {
-			each[i] = fmt.Sprintf("%.3f", r)
-		}
-		sorted := slices.Sorted(slices.Values(ratios))
+		ratios, each := roundRatios(rs, shipped, func(r result) (float64, bool) { return r.rps, true })
+		cpuRatios, cpuEach := roundRatios(rs, shipped, func(r result) (float64, bool) { return r.cpu, r.cpuOK })
 		cpu, cpuOK := used[name].services(used[name].cpuPer)
-		fmt.Fprintf(w, "| %s | %.0f | %.3f | %.3f | %s | %.2f | %.2f | %s | %s |\n", name, median(rs, rps), median(rs, rps)/base,
-			sorted[len(sorted)/2], strings.Join(each, " "),
+		fmt.Fprintf(w, "| %s | %.0f | %.3f | %s | %s | %.2f | %.2f | %s | %s | %s | %s |\n", name, median(rs, rps), median(rs, rps)/base,
+			medianOf(ratios), each,
 			median(rs, func(r result) float64 { return ms(r.p50) }), median(rs, func(r result) float64 { return ms(r.p99) }),
-			cell2(cpu, cpuOK), cell(cpu/baseCPU, cpuOK && baseOK, "%.3f"))
+			cell2(cpu, cpuOK), cell(cpu/baseCPU, cpuOK && baseOK, "%.3f"), medianOf(cpuRatios), cpuEach)
 	}
 	fmt.Fprintln(w)
+}
+
+// roundRatios divides f of each round's run of a variant by f of the same
+// round's run of ours as shipped: rounds where either is not measured are
+// left out. each lists them.
+func roundRatios(rs, shipped []result, f func(result) (float64, bool)) (ratios []float64, each string) {
+	var cells []string
+	for i := range min(len(rs), len(shipped)) {
+		v, ok := f(rs[i])
+		b, bok := f(shipped[i])
+		if !ok || !bok || b == 0 {
+			continue
+		}
+		ratios = append(ratios, v/b)
+		cells = append(cells, fmt.Sprintf("%.3f", v/b))
+	}
+	return ratios, strings.Join(cells, " ")
+}
+
+func medianOf(v []float64) string {
+	if len(v) == 0 {
+		return "-"
+	}
+	s := slices.Sorted(slices.Values(v))
+	return fmt.Sprintf("%.3f", s[len(s)/2])
 }

@@ -47,6 +47,16 @@ type Metrics struct {
 
 	registrations *prometheus.CounterVec // result
 	staleLookups  prometheus.Counter
+
+	// The series the hot paths count in, found by their labels
+	// (children.go).
+	served        *children[[2]string, prometheus.Counter]  // endpoint, code
+	servedTime    *children[string, prometheus.Observer]    // endpoint
+	calls         *children[[3]string, prometheus.Counter]  // service, endpoint, result
+	callTime      *children[[2]string, prometheus.Observer] // service, endpoint
+	attempts      *children[[3]string, prometheus.Counter]  // service, endpoint, result
+	httpServed    *children[routeCode, prometheus.Counter]
+	httpServeTime *children[string, prometheus.Observer] // route
 }
 
 // New returns collectors registered in a new registry, with the Go runtime
@@ -103,6 +113,20 @@ func New() *Metrics {
 			Help: "Registry lookups answered from the last good answer because the registry failed or listed no instance.",
 		}),
 	}
+	m.served = newChildren(func(l [2]string) prometheus.Counter { return m.serverRequests.WithLabelValues(l[0], l[1]) })
+	m.servedTime = newChildren(func(endpoint string) prometheus.Observer { return m.serverDuration.WithLabelValues(endpoint) })
+	m.calls = newChildren(func(l [3]string) prometheus.Counter {
+		if l[2] != "caller" { // the call reached the breaker, which has a circuit for it
+			m.circuits.seen(l[0], l[1])
+		}
+		return m.clientCalls.WithLabelValues(l[0], l[1], l[2])
+	})
+	m.callTime = newChildren(func(l [2]string) prometheus.Observer { return m.clientDuration.WithLabelValues(l[0], l[1]) })
+	m.attempts = newChildren(func(l [3]string) prometheus.Counter { return m.clientAttempts.WithLabelValues(l[0], l[1], l[2]) })
+	m.httpServed = newChildren(func(l routeCode) prometheus.Counter {
+		return m.httpRequests.WithLabelValues(l.route, strconv.Itoa(l.code))
+	})
+	m.httpServeTime = newChildren(func(route string) prometheus.Observer { return m.httpDuration.WithLabelValues(route) })
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -120,6 +144,13 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 // HandlerWrapper counts each RPC request the server handles.
+//
+// The wrappers here keep their own stack frames small while the layers
+// inside them run, and count in a function of their own after the call:
+// each request runs on a new goroutine whose stack starts small, and every
+// few hundred bytes a wrapper holds across the call can make the runtime
+// copy that stack to a larger one once more per request, which cost more
+// CPU than the counting (docs/performance.md, issue 15).
 func (m *Metrics) HandlerWrapper() server.HandlerWrapper {
 	return func(next server.HandlerFunc) server.HandlerFunc {
 		return func(ctx context.Context, req server.Request, rsp interface{}) error {
@@ -127,11 +158,16 @@ func (m *Metrics) HandlerWrapper() server.HandlerWrapper {
 			defer m.inFlight.Dec()
 			start := time.Now()
 			err := next(ctx, req, rsp)
-			m.serverDuration.WithLabelValues(req.Endpoint()).Observe(time.Since(start).Seconds())
-			m.serverRequests.WithLabelValues(req.Endpoint(), code(err)).Inc()
+			m.handled(req.Endpoint(), start, err)
 			return err
 		}
 	}
+}
+
+//go:noinline
+func (m *Metrics) handled(endpoint string, start time.Time, err error) {
+	m.servedTime.get(endpoint).Observe(time.Since(start).Seconds())
+	m.served.get([2]string{endpoint, code(err)}).Inc()
 }
 
 // code is the status a handler answered: 200, or its go-micro error code
@@ -162,13 +198,15 @@ func (c *countingClient) Call(ctx context.Context, req client.Request, rsp inter
 	defer c.m.clientInFlight.Dec()
 	start := time.Now()
 	err := c.Client.Call(ctx, req, rsp, opts...)
-	result := Result(ctx, err)
-	if result != "caller" { // the call reached the breaker, which has a circuit for it
-		c.m.circuits.seen(req.Service(), req.Endpoint())
-	}
-	c.m.clientDuration.WithLabelValues(req.Service(), req.Endpoint()).Observe(time.Since(start).Seconds())
-	c.m.clientCalls.WithLabelValues(req.Service(), req.Endpoint(), result).Inc()
+	c.m.called(ctx, req, start, err)
 	return err
+}
+
+//go:noinline
+func (m *Metrics) called(ctx context.Context, req client.Request, start time.Time, err error) {
+	service, endpoint := req.Service(), req.Endpoint()
+	m.callTime.get([2]string{service, endpoint}).Observe(time.Since(start).Seconds())
+	m.calls.get([3]string{service, endpoint, Result(ctx, err)}).Inc()
 }
 
 // CallWrapper counts attempts, one per instance tried: put it innermost.
@@ -176,12 +214,21 @@ func (m *Metrics) CallWrapper() client.CallWrapper {
 	return func(next client.CallFunc) client.CallFunc {
 		return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
 			err := next(ctx, node, req, rsp, opts)
-			// ctx here is bounded by the attempt timeout: an attempt that
-			// ran out of it is a timeout, not a caller giving up.
-			m.clientAttempts.WithLabelValues(req.Service(), req.Endpoint(), Result(context.WithoutCancel(ctx), err)).Inc()
+			m.attempted(ctx, req, err)
 			return err
 		}
 	}
+}
+
+//go:noinline
+func (m *Metrics) attempted(ctx context.Context, req client.Request, err error) {
+	result := "ok"
+	if err != nil {
+		// ctx here is bounded by the attempt timeout: an attempt that ran
+		// out of it is a timeout, not a caller giving up.
+		result = Result(context.WithoutCancel(ctx), err)
+	}
+	m.attempts.get([3]string{req.Service(), req.Endpoint(), result}).Inc()
 }
 
 // Result names who a call's failure is to blame on (wrappers.Classify),
@@ -213,26 +260,38 @@ func Result(ctx context.Context, err error) string {
 	}
 }
 
-// HTTP counts the requests h serves by the route mux matched for them.
-// mux must be the one h dispatches to.
-func (m *Metrics) HTTP(mux *http.ServeMux, h http.Handler) http.Handler {
+// HTTP counts the requests h serves by route: h names the route of each
+// request with Route once it has matched it, so that a route is matched
+// once; a request h names none for counts as "none".
+func (m *Metrics) HTTP(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		route := "none"
-		if _, p := mux.Handler(r); p != "" {
-			route = p
-		}
-		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK, route: "none"}
 		h.ServeHTTP(sw, r)
-		m.httpDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
-		m.httpRequests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
+		m.httpServeTime.get(sw.route).Observe(time.Since(start).Seconds())
+		m.httpServed.get(routeCode{sw.route, sw.code}).Inc()
 	})
+}
+
+// Route tells HTTP the route, a ServeMux pattern (never a path: it is a
+// label value), of the request w answers; w is the writer HTTP passed on.
+// Without HTTP around the handler it does nothing.
+func Route(w http.ResponseWriter, pattern string) {
+	if sw, ok := w.(*statusWriter); ok && pattern != "" {
+		sw.route = pattern
+	}
+}
+
+type routeCode struct {
+	route string
+	code  int
 }
 
 type statusWriter struct {
 	http.ResponseWriter
 	code  int
 	wrote bool
+	route string
 }
 
 func (w *statusWriter) WriteHeader(code int) {

@@ -141,7 +141,12 @@ func TestHTTPByRouteNeverPath(t *testing.T) {
 			http.Error(w, "no", http.StatusNotFound)
 		}
 	})
-	h := m.HTTP(mux, mux)
+	// As the gateway does: match, name the route, serve.
+	h := m.HTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, pattern := mux.Handler(r)
+		Route(w, pattern)
+		mux.ServeHTTP(w, r)
+	}))
 	for _, p := range []string{"/users/1", "/users/2", "/users/missing", "/elsewhere/1"} {
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", p, nil))
 	}
@@ -155,6 +160,49 @@ func TestHTTPByRouteNeverPath(t *testing.T) {
 	}
 	if got := testutil.CollectAndCount(m.httpRequests); got != 3 {
 		t.Errorf("%d request series, want 3: a path must never be a label value", got)
+	}
+	if got := testutil.CollectAndCount(m.httpDuration); got != 2 {
+		t.Errorf("%d duration series, want 2 (the route and none)", got)
+	}
+}
+
+// A request, call or attempt that succeeds at an endpoint already seen
+// allocates nothing in the wrappers that count it: they run on every hop
+// of every request (issue 15's cost). A successful attempt's context was
+// copied (context.WithoutCancel) only to be classified as "ok".
+func TestCountingAllocatesNothing(t *testing.T) {
+	m := New()
+	served := m.HandlerWrapper()(func(context.Context, server.Request, interface{}) error { return nil })
+	called := m.ClientWrapper()(stubClient{})
+	tried := m.CallWrapper()(func(context.Context, *registry.Node, client.Request, interface{}, client.CallOptions) error {
+		return nil
+	})
+	// As interfaces once: boxing them on each call would allocate.
+	var sreq server.Request = request{endpoint: "Hello.Greet"}
+	var creq client.Request = call{service: "user", endpoint: "UserService.Get"}
+	node := &registry.Node{Id: "u1"}
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		f    func()
+	}{
+		{"request served", func() { _ = served(ctx, sreq, nil) }},
+		{"call", func() { _ = called.Call(ctx, creq, nil) }},
+		{"attempt", func() { _ = tried(ctx, node, creq, nil, client.CallOptions{}) }},
+	} {
+		c.f() // the first one makes the series
+		if allocs := testing.AllocsPerRun(100, c.f); allocs != 0 {
+			t.Errorf("%s: %.0f allocations, want 0", c.name, allocs)
+		}
+	}
+	if got := testutil.ToFloat64(m.serverRequests.WithLabelValues("Hello.Greet", "200")); got != 102 {
+		t.Errorf("requests counted %v, want 102", got)
+	}
+	if got := testutil.ToFloat64(m.clientCalls.WithLabelValues("user", "UserService.Get", "ok")); got != 102 {
+		t.Errorf("calls counted %v, want 102", got)
+	}
+	if got := testutil.ToFloat64(m.clientAttempts.WithLabelValues("user", "UserService.Get", "ok")); got != 102 {
+		t.Errorf("attempts counted %v, want 102", got)
 	}
 }
 

@@ -50,6 +50,12 @@ func (a *API) Handler() http.Handler {
 		id := newRequestID()
 		w.Header().Set(requestIDHeader, id)
 		r = r.WithContext(withRequestID(r.Context(), id))
+		// Matched before the limit, so that a refused request is counted
+		// under its route. Matching twice (here and in mux.ServeHTTP, well
+		// under a microsecond) keeps ServeMux in charge of path values,
+		// which only its ServeHTTP sets.
+		h, pattern := mux.Handler(r)
+		metrics.Route(w, pattern)
 		// Every path is limited, /healthz and /readyz too: probes come from
 		// one address a few times a minute, far below any limit, and an
 		// unlimited /readyz would let anyone make the gateway ask the
@@ -60,9 +66,6 @@ func (a *API) Handler() http.Handler {
 				return
 			}
 		}
-		// Matching twice (well under a microsecond) keeps ServeMux in charge
-		// of path values, which only its ServeHTTP sets.
-		h, pattern := mux.Handler(r)
 		if pattern == "" {
 			a.noRoute(w, r, h)
 			return
@@ -73,7 +76,7 @@ func (a *API) Handler() http.Handler {
 	if a.metrics == nil {
 		return h
 	}
-	return a.metrics.HTTP(mux, h)
+	return a.metrics.HTTP(h)
 }
 
 // noRoute answers a request that no route takes in JSON, like every other

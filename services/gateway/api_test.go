@@ -20,6 +20,7 @@ import (
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/metadata"
 
+	"github.com/example/micro-starter/pkg/metrics"
 	"github.com/example/micro-starter/pkg/tracing"
 	hellopb "github.com/example/micro-starter/services/hello/proto"
 	userpb "github.com/example/micro-starter/services/user/proto"
@@ -678,6 +679,29 @@ func TestHelloAnswerEncoding(t *testing.T) {
 		enc := json.NewEncoder(io.Discard)
 		if allocs := testing.AllocsPerRun(100, func() { _ = enc.Encode(helloAnswer(rsp)) }); allocs > 2 {
 			t.Errorf("%.0f allocations to encode the answer, want at most 2", allocs)
+		}
+	}
+}
+
+// TestAPIRefusedCountedUnderRoute: a request the rate limit refuses is
+// counted under the route it asked for, as the one it was refused on.
+// The API names the route for the metrics (metrics.Route) from the one
+// match it makes, before the limit.
+func TestAPIRefusedCountedUnderRoute(t *testing.T) {
+	f := limitedFixture(t, 1, newFakeClock())
+	f.users.get = getAda
+	f.api.metrics = metrics.New()
+	for range 2 {
+		f.serve(t, "GET", "/users/ada", nil)
+	}
+	rec := httptest.NewRecorder()
+	f.api.metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{
+		`micro_http_requests_total{code="200",route="GET /users/{id}"} 1`,
+		`micro_http_requests_total{code="429",route="GET /users/{id}"} 1`,
+	} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("/metrics lacks %s", want)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -102,6 +103,71 @@ func TestTracesInJaeger(t *testing.T) {
 			}
 			return fmt.Errorf("no trace of hello with two attempts of one call to user yet (%d traces)", len(traces))
 		})
+	})
+}
+
+// TestSampledTracesWhole: at a sample ratio below 1 the gateway draws
+// which requests are traced, and each trace in Jaeger is whole: hello and
+// user record spans only within a trace the gateway started (a call not
+// sampled carries no traceparent, and its callee does not draw again), and
+// every trace the gateway started has their handlers' spans.
+func TestSampledTracesWhole(t *testing.T) {
+	forEachRegistry(t, func(t *testing.T, reg *stack.Registry) {
+		j := stack.MustStartJaeger(t)
+		s := mustStartSystem(t, reg, 1, "--otlp_endpoint", j.OTLP, "--trace_sample_ratio", "0.5")
+		const requests = 40
+		for range requests {
+			if code := get(t, s.url+"/hello?user_id=ada", nil); code != http.StatusOK {
+				t.Fatalf("GET /hello: %d", code)
+			}
+		}
+		// Each instance sends the spans it holds as it stops.
+		procs := append([]*stack.Node{s.gateway, s.hello}, s.users...)
+		for _, n := range procs {
+			n.MustSignal(t, syscall.SIGTERM)
+		}
+		for _, n := range procs {
+			if err := n.Wait(20 * time.Second); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var roots map[string]bool // the gateway's traces
+		poll.Eventually(t, 30*time.Second, func() error {
+			traces, err := j.Traces("gateway")
+			if err != nil {
+				return err
+			}
+			roots = map[string]bool{}
+			for _, tr := range traces {
+				roots[tr.TraceID] = true
+				if root := spansOf(tr, "gateway", "server"); len(root) != 1 || root[0].OperationName != "GET /hello" {
+					continue // a /readyz of mustStartSystem's
+				}
+				for _, service := range []string{"hello", "user"} {
+					if len(spansOf(tr, service, "server")) != 1 {
+						return fmt.Errorf("trace %s: %d server spans of %s, want 1", tr.TraceID, len(spansOf(tr, service, "server")), service)
+					}
+				}
+			}
+			if len(roots) == 0 {
+				return errors.New("no trace of the gateway yet")
+			}
+			return nil
+		})
+		if len(roots) >= requests {
+			t.Errorf("%d traces of the gateway for %d requests at ratio 0.5 (and a few /readyz)", len(roots), requests)
+		}
+		for _, service := range []string{"hello", "user"} {
+			traces, err := j.Traces(service)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tr := range traces {
+				if !roots[tr.TraceID] {
+					t.Errorf("%s recorded trace %s, which the gateway did not start: %d spans", service, tr.TraceID, len(tr.Spans))
+				}
+			}
+		}
 	})
 }
 

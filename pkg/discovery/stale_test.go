@@ -184,3 +184,31 @@ func TestWatchHoldsDeleteOfLastInstance(t *testing.T) {
 		})
 	}
 }
+
+// laggingRegistry lists nothing on its first lookup, as an etcd member a
+// moment behind, and then what it was given.
+type laggingRegistry struct {
+	registry.Registry
+	services []*registry.Service
+	lookups  int
+}
+
+func (l *laggingRegistry) GetService(string, ...registry.GetOption) ([]*registry.Service, error) {
+	l.lookups++
+	if l.lookups == 1 {
+		return nil, registry.ErrNotFound
+	}
+	return l.services, nil
+}
+
+// TestStaleAsksAgainWhenFirstListsNone: with no earlier answer to fall back
+// on, a lookup that lists no instance is sent again before the caller is
+// told there is none.
+func TestStaleAsksAgainWhenFirstListsNone(t *testing.T) {
+	up := []*registry.Service{{Name: "hello", Nodes: []*registry.Node{{Id: "hello-1"}}}}
+	s := StaleOnError(&laggingRegistry{services: up}, time.Second, 10*time.Second, t.Logf)
+	svcs, err := s.GetService("hello")
+	if err != nil || countNodes(svcs) != 1 {
+		t.Fatalf("first lookup: %v, %v; want hello-1, listed by the second read", svcs, err)
+	}
+}

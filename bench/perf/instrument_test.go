@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"testing"
 	"time"
 
@@ -90,6 +91,14 @@ func startInstrumented(tb testing.TB, metrics bool, ratio float64, otlp string) 
 // pkg/service builds them), 16 concurrent callers per CPU, for each
 // variant of instrumentations. cpu-us/op is the whole process's CPU per
 // call, the OTLP sink's included; allocs/op both sides' allocations.
+//
+// The whole process's CPU includes what earlier variants left: garbage,
+// services stopping between -count repetitions, spans still being
+// exported. Compare CPU from one process per variant, alternated
+// (-bench 'instr=shipped$', then 'instr=notracing$', ...). Seen
+// 2026-11-30: with -count 20 in one process, shipped (run first) cost 41 %
+// more CPU per call than notracing both before and after b525544, where
+// separate processes measured 14 % and 3 %.
 func BenchmarkInstrumentation(b *testing.B) {
 	otlp := otlpSink(b)
 	for _, in := range instrumentations {
@@ -103,6 +112,7 @@ func BenchmarkInstrumentation(b *testing.B) {
 		b.Run("instr="+in.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetParallelism(16)
+			runtime.GC() // not this variant's garbage
 			cpu0 := cpuTime()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {

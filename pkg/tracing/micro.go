@@ -172,7 +172,7 @@ func getFold(md metadata.Metadata, key string) string {
 
 // incoming is the go-micro metadata in ctx, read in place: handlers must
 // not change it. metadata.FromContext copies the map and re-cases every
-// key, 4-5 allocations on every request for two values read.
+// key (3 allocations with two keys) on every request, for two values read.
 func (t *Tracing) incoming(ctx context.Context) metadata.Metadata {
 	md, _ := ctx.Value(t.mdKey).(metadata.Metadata)
 	return md

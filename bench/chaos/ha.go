@@ -216,7 +216,9 @@ var (
 			if e.c.rc == nil {
 				return e.c.reg.Kill()
 			}
-			leader, err := e.c.rc.Leader()
+			// Waited for: on a loaded machine a member can be between two
+			// elections at this moment (seen: "consul-server-3 knows no leader").
+			leader, err := e.c.rc.WaitLeader(30 * time.Second)
 			if err != nil {
 				return err
 			}
@@ -258,7 +260,9 @@ var (
 			if e.c.rc == nil {
 				return e.c.reg.Pause()
 			}
-			leader, err := e.c.rc.Leader()
+			// Waited for: on a loaded machine a member can be between two
+			// elections at this moment (seen: "consul-server-3 knows no leader").
+			leader, err := e.c.rc.WaitLeader(30 * time.Second)
 			if err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@ package discovery
 import (
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -210,5 +211,60 @@ func TestStaleAsksAgainWhenFirstListsNone(t *testing.T) {
 	svcs, err := s.GetService("hello")
 	if err != nil || countNodes(svcs) != 1 {
 		t.Fatalf("first lookup: %v, %v; want hello-1, listed by the second read", svcs, err)
+	}
+}
+
+// stuckRegistry answers GetService as scripted: the services, an error, or
+// not at all until the test ends.
+type stuckRegistry struct {
+	registry.Registry
+	services []*registry.Service
+	mu       sync.Mutex
+	err      error
+	stuck    chan struct{} // non-nil: GetService waits on it
+}
+
+func (r *stuckRegistry) GetService(string, ...registry.GetOption) ([]*registry.Service, error) {
+	r.mu.Lock()
+	err, stuck := r.err, r.stuck
+	r.mu.Unlock()
+	if stuck != nil {
+		<-stuck
+	}
+	return r.services, err
+}
+
+// TestStaleWaitsLittleWhileFailing: once a lookup of a service has failed,
+// the next ones wait only failingBound for the registry, not the whole
+// timeout, before answering from the last list.
+func TestStaleWaitsLittleWhileFailing(t *testing.T) {
+	reg := &stuckRegistry{services: []*registry.Service{{Name: "user", Nodes: []*registry.Node{{Id: "user-1"}}}}}
+	s := StaleOnError(reg, time.Hour, 10*time.Second, t.Logf)
+	if _, err := s.GetService("user"); err != nil {
+		t.Fatal(err)
+	}
+	reg.mu.Lock()
+	reg.err = errors.New("unreachable")
+	reg.mu.Unlock()
+	if svcs, err := s.GetService("user"); err != nil || countNodes(svcs) != 1 {
+		t.Fatalf("registry failing: %v, %v; want the last answer", svcs, err)
+	}
+	stuck := make(chan struct{})
+	t.Cleanup(func() { close(stuck) })
+	reg.mu.Lock()
+	reg.stuck = stuck
+	reg.mu.Unlock()
+	got := make(chan int, 1)
+	go func() {
+		svcs, _ := s.GetService("user")
+		got <- countNodes(svcs)
+	}()
+	select {
+	case n := <-got:
+		if n != 1 {
+			t.Fatalf("registry not answering after a failure: %d instances, want the last answer's 1", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a lookup after a failed one waited on a registry that does not answer (the whole timeout: 1 h)")
 	}
 }

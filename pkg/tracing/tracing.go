@@ -37,7 +37,8 @@ type Config struct {
 	// are recorded or sent.
 	OTLPEndpoint string
 	// SampleRatio is the share of requests traced where a trace starts (at
-	// the gateway); a service called within a trace follows its caller.
+	// the gateway, or a call made outside any request); a service called
+	// follows its caller: traced with a traceparent, not without one.
 	SampleRatio float64
 	LogFormat   string // "text" or "json"
 }
@@ -49,7 +50,7 @@ func DefaultConfig() Config { return Config{SampleRatio: 0.1, LogFormat: "text"}
 // Flags declares --otlp_endpoint, --trace_sample_ratio and --log_format.
 func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.OTLPEndpoint, "otlp_endpoint", c.OTLPEndpoint, "OTLP/HTTP endpoint to send traces to, such as http://127.0.0.1:4318; empty: no tracing")
-	fs.Float64Var(&c.SampleRatio, "trace_sample_ratio", c.SampleRatio, "share of requests traced, 0 to 1 (calls within a traced request are traced)")
+	fs.Float64Var(&c.SampleRatio, "trace_sample_ratio", c.SampleRatio, "share of requests traced where they enter (the gateway, or a call made outside any request), 0 to 1; the services called follow it")
 	fs.StringVar(&c.LogFormat, "log_format", c.LogFormat, "log format: text or json")
 }
 

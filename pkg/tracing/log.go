@@ -18,19 +18,35 @@ type requestIDKey struct{}
 // marks ctx as a request's: a call made with it starts no trace of its own,
 // the request's root having decided (id may be "": a caller sent none).
 func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey{}, id)
+	return &requestCtx{Context: ctx, id: id}
 }
 
-// inRequest reports that ctx went through WithRequestID.
-func inRequest(ctx context.Context) bool {
-	_, ok := ctx.Value(requestIDKey{}).(string)
-	return ok
+// requestCtx holds a request id in one allocation, where context.WithValue
+// takes two (the string boxed in an interface): one per request and hop.
+type requestCtx struct {
+	context.Context
+	id string
+}
+
+func (c *requestCtx) Value(key any) any {
+	if key == (requestIDKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
 }
 
 // RequestID is the id WithRequestID kept in ctx, or "".
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+	if r, ok := ctx.Value(requestIDKey{}).(*requestCtx); ok {
+		return r.id
+	}
+	return ""
+}
+
+// inRequest reports that ctx went through WithRequestID.
+func inRequest(ctx context.Context) bool {
+	_, ok := ctx.Value(requestIDKey{}).(*requestCtx)
+	return ok
 }
 
 // NewLogger writes to w in format ("json" or anything else: text), and

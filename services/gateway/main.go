@@ -64,8 +64,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		ready: readiness(svc.Registry(), cfg.Registry.Timeout, svc.Draining, "user", "hello"),
 		limit: newRateLimiter(httpCfg.RateLimit, httpCfg.RateBurst, maxClients, time.Now, log),
 		log:   log,
-		// Counted into the instance's registry, served on its /metrics.
-		metrics: svc.Metrics(),
+	}
+	if cfg.MetricsAddress != service.MetricsOff {
+		api.metrics = svc.Metrics() // counted into the instance's registry, served on its /metrics
 	}
 	// Prometheus's discovery of every instance (sd.go), beside /metrics.
 	svc.HandleMetrics("GET /sd/targets", sdTargets(svc.Registry(), cfg.Registry.Timeout))

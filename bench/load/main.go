@@ -227,7 +227,7 @@ func runRegistry(o options, bin, dir, regName string) error {
 		case "bare", "grpc":
 			s, err = startBare(filepath.Join(dir, name), name)
 		default:
-			s, err = startServices(filepath.Join(dir, name), bin, regName, name, rcv)
+			s, err = startServicesRetrying(filepath.Join(dir, name), bin, regName, name, rcv)
 		}
 		if s != nil {
 			stacks = append(stacks, s)
@@ -391,6 +391,21 @@ func startReceiver(dir, kind string) (*receiver, error) {
 // startServices starts a registry server, two user instances, hello and
 // gateway: ours from bin (mode "ours" or a variant, tracing to rcv), or
 // (mode "plain") bench/plain's from bin/plain.
+// startServicesRetrying is startServices, started again (3 tries) when a
+// process lost one of its ports: they are free when picked and bound a
+// moment later, when another test's process may have taken one.
+func startServicesRetrying(dir, bin, regName, mode string, rcv *receiver) (*svcStack, error) {
+	for try := 1; ; try++ {
+		s, err := startServices(dir, bin, regName, mode, rcv)
+		if err == nil || try == 3 || !strings.Contains(err.Error(), "address already in use") {
+			return s, err
+		}
+		if s != nil {
+			s.stop()
+		}
+	}
+}
+
 func startServices(dir, bin, regName, mode string, rcv *receiver) (*svcStack, error) {
 	var variant []string
 	var traced bool
@@ -462,7 +477,7 @@ func waitReady(s *svcStack) error {
 	for {
 		for _, p := range s.procs {
 			if p.Exited() {
-				return fmt.Errorf("%s/%s exited (log in its directory)", s.name, p.Name)
+				return fmt.Errorf("%s/%s exited (log in its directory): %s", s.name, p.Name, p.Tail(3))
 			}
 		}
 		rsp, err := http.Get(s.url + "/hello?user_id=ada")

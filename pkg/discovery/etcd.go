@@ -311,7 +311,10 @@ func (e *etcdRegistration) Deregister(s *registry.Service, _ ...registry.Deregis
 		delete(e.leases, key)
 		e.mu.Unlock()
 		if ok {
-			_, _ = cli.Revoke(ctx, lease) // the key is gone; the lease would expire anyway
+			// The key is gone and the lease would expire anyway, but a
+			// revoke sent to a paused member would hold the caller (a
+			// SIGTERMed instance) until its timeout: hedged like the rest.
+			_, _ = hedged(ctx, func(ctx context.Context) (*clientv3.LeaseRevokeResponse, error) { return cli.Revoke(ctx, lease) })
 		}
 	}
 	return nil

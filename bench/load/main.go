@@ -292,11 +292,17 @@ func median(rs []result, f func(result) float64) float64 {
 	for i, r := range rs {
 		v[i] = f(r)
 	}
-	slices.Sort(v)
+	return mid(v)
+}
+
+// mid is the median of v (the upper of the two middle values of an even
+// count), 0 if v is empty.
+func mid(v []float64) float64 {
 	if len(v) == 0 {
 		return 0
 	}
-	return v[len(v)/2]
+	s := slices.Sorted(slices.Values(v))
+	return s[len(s)/2]
 }
 
 // startBare starts a bare chain: name "bare" (net/http hops) or "grpc"
@@ -388,9 +394,6 @@ func startReceiver(dir, kind string) (*receiver, error) {
 	return nil, fmt.Errorf("-otlp %q: want sink or jaeger", kind)
 }
 
-// startServices starts a registry server, two user instances, hello and
-// gateway: ours from bin (mode "ours" or a variant, tracing to rcv), or
-// (mode "plain") bench/plain's from bin/plain.
 // startServicesRetrying is startServices, started again (3 tries) when a
 // process lost one of its ports: they are free when picked and bound a
 // moment later, when another test's process may have taken one.
@@ -406,6 +409,9 @@ func startServicesRetrying(dir, bin, regName, mode string, rcv *receiver) (*svcS
 	}
 }
 
+// startServices starts a registry server, two user instances, hello and
+// gateway: ours from bin (mode "ours" or a variant, tracing to rcv), or
+// (mode "plain") bench/plain's from bin/plain.
 func startServices(dir, bin, regName, mode string, rcv *receiver) (*svcStack, error) {
 	var variant []string
 	var traced bool

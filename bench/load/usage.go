@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 )
@@ -231,6 +230,5 @@ func medianOf(v []float64) string {
 	if len(v) == 0 {
 		return "-"
 	}
-	s := slices.Sorted(slices.Values(v))
-	return fmt.Sprintf("%.3f", s[len(s)/2])
+	return fmt.Sprintf("%.3f", mid(v))
 }

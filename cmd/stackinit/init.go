@@ -38,18 +38,9 @@ func initRegistries(ctx context.Context, c config, log *slog.Logger) error {
 			return regauth.Etcd(ctx, c.etcd, s.EtcdRootPassword, nil, s.Accounts)
 		}},
 	} {
-		var last error
 		// ctx bounds both registries together.
-		err := poll.Until(c.timeout, time.Second, func() error {
-			if ctx.Err() != nil {
-				return poll.Final(fmt.Errorf("%w; its last answer: %v", ctx.Err(), last))
-			}
-			try, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			if last = r.set(try); last != nil {
-				log.Info("registry not ready yet", "registry", r.name, "err", last)
-			}
-			return last
+		err := retry(ctx, c.timeout, time.Second, r.set, func(err error) {
+			log.Info("registry not ready yet", "registry", r.name, "err", err)
 		})
 		if err != nil {
 			return fmt.Errorf("%s: not set up within %v: %w", r.name, c.timeout, err)
@@ -57,4 +48,26 @@ func initRegistries(ctx context.Context, c config, log *slog.Logger) error {
 		log.Info("registry set up", "registry", r.name, "accounts", len(s.Accounts))
 	}
 	return nil
+}
+
+// retry calls set every interval until it succeeds, within has passed or
+// ctx ends. Giving up, it names the registry's last answer: a try that ctx's
+// end cut short says only that time ran out, so the answer before it is kept.
+func retry(ctx context.Context, within, every time.Duration, set func(context.Context) error, notYet func(error)) error {
+	var last error
+	return poll.Until(within, every, func() error {
+		if ctx.Err() != nil {
+			return poll.Final(fmt.Errorf("%w; its last answer: %v", ctx.Err(), last))
+		}
+		try, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		err := set(try)
+		if err != nil && ctx.Err() != nil && last != nil {
+			return poll.Final(fmt.Errorf("%w; its last answer: %v", ctx.Err(), last))
+		}
+		if last = err; err != nil {
+			notYet(err)
+		}
+		return err
+	})
 }

@@ -282,3 +282,22 @@ func mustUnmarshal(t *testing.T, s string, v any) {
 		t.Fatalf("%v: %s", err, s)
 	}
 }
+
+// TestRetryKeepsLastAnswer: a try cut short by the deadline must not hide
+// the registry's real answer (seen in CI: "context deadline exceeded"
+// instead of "connection refused" on a loaded machine).
+func TestRetryKeepsLastAnswer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	calls := 0
+	err := retry(ctx, 200*time.Millisecond, time.Millisecond, func(try context.Context) error {
+		if calls++; calls == 1 {
+			return errors.New("dial tcp: connection refused")
+		}
+		<-try.Done()
+		return fmt.Errorf("read policy: %w", try.Err())
+	}, func(error) {})
+	if err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("retry: %v, want the answer before the deadline (connection refused)", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // RequestIDHeader names the request id in go-micro metadata: the gateway
@@ -21,18 +22,53 @@ func WithRequestID(ctx context.Context, id string) context.Context {
 	return &requestCtx{Context: ctx, id: id}
 }
 
-// requestCtx holds a request id in one allocation, where context.WithValue
-// takes two (the string boxed in an interface): one per request and hop.
+// WithUnsampled is WithRequestID for a request not sampled: ctx also
+// carries sc (flags 00), a trace and span id of the request's own that no
+// span records, so that its log lines name them (ContextHandler) and its
+// calls pass the trace id on. A span started under it, were one started,
+// would be sc's child.
+func (t *Tracing) WithUnsampled(ctx context.Context, id string, sc trace.SpanContext) context.Context {
+	return &requestCtx{Context: ctx, id: id, span: idSpan{sc: sc}, spanKey: t.spanKey}
+}
+
+// requestCtx holds a request id, and a request not sampled its span
+// context, in one allocation, where context.WithValue takes two for the id
+// (the string boxed in an interface) and trace.ContextWithSpanContext two
+// more: per request and hop.
 type requestCtx struct {
 	context.Context
-	id string
+	id      string
+	span    idSpan
+	spanKey any // OpenTelemetry's context key of the span: spanKey()
 }
 
 func (c *requestCtx) Value(key any) any {
-	if key == (requestIDKey{}) {
+	switch {
+	case key == (requestIDKey{}):
 		return c
+	case key == c.spanKey && c.span.sc.IsValid():
+		return &c.span // held in c: no allocation
 	}
 	return c.Context.Value(key)
+}
+
+// idSpan is the span a request not sampled is in: ids only, it records
+// nothing.
+type idSpan struct {
+	noop.Span
+	sc trace.SpanContext
+}
+
+func (s *idSpan) SpanContext() trace.SpanContext { return s.sc }
+
+// spanKey is OpenTelemetry's (unexported) context key of the current span,
+// caught as trace.SpanFromContext asks a context for it, as metadataKey
+// catches go-micro's. TestUnsampledContext checks that
+// trace.SpanContextFromContext reads what WithUnsampled keeps.
+func spanKey() any {
+	var p keyProbe
+	trace.SpanFromContext(&p)
+	return p.key
 }
 
 // RequestID is the id WithRequestID kept in ctx, or "".

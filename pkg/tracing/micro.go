@@ -53,7 +53,9 @@ func (c *tracedClient) Call(ctx context.Context, req client.Request, rsp interfa
 // to and what it returned, so retries and fail-over show as sibling spans
 // under the call. It sends the attempt's trace context in the call's
 // metadata (traceparent), so the handler it reaches is the attempt's child.
-// An attempt of a call not sampled sends none: see HandlerWrapper.
+// An attempt of a call not sampled sends what the request's metadata holds:
+// within a request, its -00 traceparent (HandlerWrapper, the gateway);
+// outside any, none.
 func (t *Tracing) CallWrapper() client.CallWrapper {
 	return func(next client.CallFunc) client.CallFunc {
 		return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
@@ -76,31 +78,32 @@ func (t *Tracing) CallWrapper() client.CallWrapper {
 // List it first among the server's handler wrappers, so its span covers
 // them.
 //
-// A call without a traceparent is not sampled, and the handler's own calls
-// are not either: the trace was decided where the request entered (the
-// gateway, or a call made outside any request) and our clients send the
-// trace context only with a sampled call. Sending the "not sampled"
-// decision instead (a traceparent ending in -00) would cost every call a
-// header and its parsing on both sides, for no span; sampling here anew
-// would record traces without their root. The price: a service reached by
-// a caller that does not trace (grpcurl, say) records nothing, and the log
-// lines of a request not sampled carry its request id but no trace id.
+// A call not sampled (a traceparent ending in -00) starts no span: the
+// handler keeps the caller's trace id, draws a span id of its own for its
+// log lines and passes both on to its calls, -00 (unsampled). A call
+// without a traceparent is not sampled either, the handler being its
+// trace's root: our clients send one with every call made for a request,
+// so none means a caller that does not trace (grpcurl, say) or a call of
+// ours made outside any request whose draw said no; drawing again here
+// would sample more than the ratio says.
 func (t *Tracing) HandlerWrapper() server.HandlerWrapper {
 	return func(next server.HandlerFunc) server.HandlerFunc {
 		return func(ctx context.Context, req server.Request, rsp interface{}) error {
 			md := t.incoming(ctx)
-			// Always, when tracing: it also marks ctx as a request's, whose
-			// calls start no trace of their own (Tracing.traces).
-			if id := getFold(md, RequestIDHeader); id != "" || !t.off {
-				ctx = WithRequestID(ctx, id)
-			}
-			if t.off || getFold(md, traceparentHeader) == "" {
+			id := getFold(md, RequestIDHeader)
+			if t.off {
+				if id != "" {
+					ctx = WithRequestID(ctx, id)
+				}
 				return next(ctx, req, rsp)
 			}
-			ctx = t.prop.Extract(ctx, mdCarrier(md))
-			if !t.sampled(ctx) { // a caller of ours sends none; another may
-				return next(ctx, req, rsp)
+			// Always a request's context when tracing: its calls start no
+			// trace of their own (Tracing.traces).
+			parent, _ := parseTraceparent(getFold(md, traceparentHeader))
+			if !parent.IsSampled() {
+				return next(t.unsampled(ctx, md, id, parent.TraceID()), req, rsp)
 			}
+			ctx = t.prop.Extract(WithRequestID(ctx, id), mdCarrier(md))
 			ctx, span := t.tracer.Start(ctx, req.Service()+"."+req.Endpoint(), kindServer)
 			defer span.End()
 			err := next(ctx, req, rsp)

@@ -83,8 +83,9 @@ type Tracing struct {
 	// ratio is the share of roots sampled, drawn here before any span is
 	// started (SampleRoot): a root not sampled then costs nothing, where
 	// the SDK's ratio sampler needs a span started to decide.
-	ratio float64
-	mdKey any // go-micro's context key of the metadata (incoming)
+	ratio   float64
+	mdKey   any // go-micro's context key of the metadata (incoming)
+	spanKey any // OpenTelemetry's context key of the current span
 }
 
 // instrumentation names this package as the spans' source.
@@ -125,6 +126,7 @@ func Provider(tp trace.TracerProvider, shutdown func(context.Context) error) *Tr
 		shutdown: shutdown,
 		ratio:    1, // tp's sampler decides
 		mdKey:    metadataKey(),
+		spanKey:  spanKey(),
 	}
 }
 
@@ -150,7 +152,7 @@ func (t *Tracing) sampled(ctx context.Context) bool {
 
 // traces reports whether a call made with ctx is spanned: within a sampled
 // trace, or as a new trace's root, drawn, when ctx is in no trace and in no
-// request (a request not sampled carries no trace: HandlerWrapper).
+// request (a request not sampled carries ids not sampled: HandlerWrapper).
 func (t *Tracing) traces(ctx context.Context) bool {
 	if t.off {
 		return false

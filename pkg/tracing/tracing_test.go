@@ -281,11 +281,11 @@ func TestExportOnShutdown(t *testing.T) {
 	}
 }
 
-// A call not sampled costs nothing and sends no trace context: with
-// tracing off, under a parent not sampled, as a root the ratio did not
-// draw, and within a request not sampled (a handler reached without a
-// traceparent: HandlerWrapper), where drawing again would record a trace
-// without its root. The context goes on as it came.
+// A call not sampled costs nothing: with tracing off, under a parent not
+// sampled, as a root the ratio did not draw, and within a request not
+// sampled (HandlerWrapper), where drawing again would record a trace
+// without its root. The context goes on as it came, with the trace context
+// its metadata holds, if any (the request's -00), and no other.
 func TestUnsampledCallCostsNothing(t *testing.T) {
 	off, err := New(DefaultConfig(), "user")
 	if err != nil {
@@ -302,7 +302,9 @@ func TestUnsampledCallCostsNothing(t *testing.T) {
 	unsampled := trace.ContextWithRemoteSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
 		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, Remote: true,
 	}))
-	inRequest := WithRequestID(metadata.NewContext(context.Background(), metadata.Metadata{"X-Request-Id": "r"}), "r")
+	inRequest := off.WithUnsampled(metadata.NewContext(context.Background(), metadata.Metadata{
+		"X-Request-Id": "r", "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+	}), "r", NewUnsampledRoot())
 	for _, tc := range []struct {
 		name string
 		tr   *Tracing
@@ -328,10 +330,11 @@ func TestUnsampledCallCostsNothing(t *testing.T) {
 	}
 }
 
-// A handler reached without a traceparent records no span, though its
-// service samples every root, and its own calls start no trace: a caller
-// of ours sends one only with a sampled call, so the request's root
-// decided not to sample it. Its log lines carry the request id.
+// A handler reached without a traceparent (grpcurl, or a call of ours made
+// outside any request and not drawn) records no span, though its service
+// samples every root, and is its trace's root: its log lines name a new
+// trace, a span id of its own and the request, and its calls carry both
+// ids, not sampled (-00).
 func TestHandlerWithoutTraceparent(t *testing.T) {
 	tr, rec := recorded(t) // every root sampled
 	var logs bytes.Buffer
@@ -341,7 +344,9 @@ func TestHandlerWithoutTraceparent(t *testing.T) {
 		sent, _ = metadata.FromContext(ctx)
 		return nil
 	}), nodes: []*registry.Node{{Id: "n"}}})
+	var handled trace.SpanContext
 	h := tr.HandlerWrapper()(func(ctx context.Context, _ server.Request, _ interface{}) error {
+		handled = trace.SpanContextFromContext(ctx)
 		log.InfoContext(ctx, "handled")
 		return cl.Call(ctx, fakeRequest{}, nil)
 	})
@@ -352,20 +357,77 @@ func TestHandlerWithoutTraceparent(t *testing.T) {
 	if spans := rec.Ended(); len(spans) != 0 {
 		t.Errorf("%d spans recorded, want none: the first %q", len(spans), spans[0].Name())
 	}
-	if tp := getFold(sent, "traceparent"); tp != "" || getFold(sent, RequestIDHeader) != "req-1" {
-		t.Errorf("the handler's call sent %v, want the request id and no traceparent", sent)
+	if !handled.IsValid() || handled.IsSampled() {
+		t.Fatalf("handler's span context %v: want valid ids, not sampled", handled)
 	}
+	wantTP := "00-" + handled.TraceID().String() + "-" + handled.SpanID().String() + "-00"
+	if tp := getFold(sent, "traceparent"); tp != wantTP || getFold(sent, RequestIDHeader) != "req-1" {
+		t.Errorf("the handler's call sent %v, want the request id and traceparent %s", sent, wantTP)
+	}
+	checkLine(t, logs.Bytes(), handled, "req-1")
+}
+
+// A handler called with a traceparent not sampled (-00) records no span
+// and stays in its caller's trace: its log lines name the caller's trace
+// id, a span id of its own and the request, and its calls carry the trace
+// id and its span id as their parent, -00. Its service's own ratio plays
+// no part.
+func TestHandlerUnsampledTraceparent(t *testing.T) {
+	tr, rec := recorded(t) // every root sampled
+	var logs bytes.Buffer
+	log := NewLogger(&logs, "json")
+	var sent metadata.Metadata
+	cl := tr.ClientWrapper()(&fakeClient{call: tr.CallWrapper()(func(ctx context.Context, _ *registry.Node, _ client.Request, _ interface{}, _ client.CallOptions) error {
+		sent, _ = metadata.FromContext(ctx)
+		return nil
+	}), nodes: []*registry.Node{{Id: "n"}}})
+	var handled trace.SpanContext
+	h := tr.HandlerWrapper()(func(ctx context.Context, _ server.Request, _ interface{}) error {
+		handled = trace.SpanContextFromContext(ctx)
+		log.InfoContext(ctx, "handled")
+		return cl.Call(ctx, fakeRequest{}, nil)
+	})
+	const traceID, callerSpan = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+	in := metadata.Metadata{"x-request-id": "req-1", "traceparent": "00-" + traceID + "-" + callerSpan + "-00"}
+	if err := h(metadata.NewContext(context.Background(), in), fakeServerRequest{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if spans := rec.Ended(); len(spans) != 0 {
+		t.Errorf("%d spans recorded, want none: the first %q", len(spans), spans[0].Name())
+	}
+	if handled.TraceID().String() != traceID || !handled.SpanID().IsValid() || handled.SpanID().String() == callerSpan || handled.IsSampled() {
+		t.Fatalf("handler's span context %v: want trace %s, a span id of its own, not sampled", handled, traceID)
+	}
+	wantTP := "00-" + traceID + "-" + handled.SpanID().String() + "-00"
+	var tps []string
+	for k, v := range sent {
+		if strings.EqualFold(k, "traceparent") {
+			tps = append(tps, v)
+		}
+	}
+	if len(tps) != 1 || tps[0] != wantTP || getFold(sent, RequestIDHeader) != "req-1" {
+		t.Errorf("the handler's call sent %v, want the request id and one traceparent %s", sent, wantTP)
+	}
+	checkLine(t, logs.Bytes(), handled, "req-1")
+}
+
+// checkLine checks that the one JSON log line in logs names sc's trace and
+// span and the request id.
+func checkLine(t *testing.T, logs []byte, sc trace.SpanContext, requestID string) {
+	t.Helper()
 	var line map[string]any
-	if err := json.Unmarshal(logs.Bytes(), &line); err != nil {
-		t.Fatalf("log %q: %v", logs.String(), err)
+	if err := json.Unmarshal(logs, &line); err != nil {
+		t.Fatalf("log %q: %v", logs, err)
 	}
-	if _, traced := line["trace_id"]; traced || line["request_id"] != "req-1" {
-		t.Errorf("log line %v: want request_id req-1 and no trace_id", line)
+	if line["trace_id"] != sc.TraceID().String() || line["span_id"] != sc.SpanID().String() || line["request_id"] != requestID {
+		t.Errorf("log line %v: want trace_id %v, span_id %v, request_id %s", line, sc.TraceID(), sc.SpanID(), requestID)
 	}
 }
 
-// A handler's wrapper costs at most the request id it keeps: with tracing
-// off, or reached without a traceparent, no span and no trace context.
+// A handler's wrapper costs at most the request id it keeps with tracing
+// off; with tracing on and the call not sampled, that context (holding the
+// ids too) and the traceparent its calls send: no span, no copy of the
+// metadata.
 func TestUnsampledHandlerCost(t *testing.T) {
 	off, err := New(DefaultConfig(), "user")
 	if err != nil {
@@ -376,23 +438,90 @@ func TestUnsampledHandlerCost(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = on.Shutdown(context.Background()) })
-	ctx := metadata.NewContext(context.Background(), metadata.Metadata{"x-request-id": "r", "Remote": "127.0.0.1:1"})
 	for _, tc := range []struct {
-		name string
-		tr   *Tracing
-	}{{"off", off}, {"no traceparent", on}} {
+		name        string
+		tr          *Tracing
+		traceparent string
+		want        float64
+	}{
+		{"off", off, "", 1},
+		{"no traceparent", on, "", 2},
+		{"traceparent not sampled", on, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00", 2},
+	} {
+		var bad string
 		h := tc.tr.HandlerWrapper()(func(ctx context.Context, _ server.Request, _ interface{}) error {
-			if trace.SpanContextFromContext(ctx).IsValid() || RequestID(ctx) != "r" {
-				t.Errorf("%s: handler's context: trace %v, request id %q; want none and r", tc.name, trace.SpanContextFromContext(ctx), RequestID(ctx))
+			if sc := trace.SpanContextFromContext(ctx); sc.IsValid() == tc.tr.Off() || sc.IsSampled() || RequestID(ctx) != "r" {
+				bad = "wrong context"
 			}
 			return nil
 		})
-		// The request id's context; the metadata is read in place (go-micro's
-		// FromContext made 3 more: a copy, its keys re-cased; the id in a
-		// context.WithValue one more).
-		if allocs := testing.AllocsPerRun(100, func() { _ = h(ctx, fakeServerRequest{}, nil) }); allocs > 1 {
-			t.Errorf("%s: %.0f allocations per request, want at most 1", tc.name, allocs)
+		md := metadata.Metadata{"x-request-id": "r", "Remote": "127.0.0.1:1"}
+		if tc.traceparent != "" {
+			md["traceparent"] = tc.traceparent
 		}
+		ctx := metadata.NewContext(context.Background(), md)
+		if allocs := testing.AllocsPerRun(100, func() { _ = h(ctx, fakeServerRequest{}, nil) }); allocs > tc.want {
+			t.Errorf("%s: %.0f allocations per request, want at most %.0f", tc.name, allocs, tc.want)
+		}
+		if bad != "" {
+			t.Errorf("%s: handler's context: want a request id r and, tracing on, ids not sampled", tc.name)
+		}
+	}
+}
+
+// traceparent is read as W3C Trace Context says; a malformed one is
+// ignored (the handler starts a trace of its own).
+func TestParseTraceparent(t *testing.T) {
+	const tid, sid = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+	for _, tc := range []struct {
+		in      string
+		ok      bool
+		sampled bool
+	}{
+		{"00-" + tid + "-" + sid + "-01", true, true},
+		{"00-" + tid + "-" + sid + "-00", true, false},
+		{"00-" + tid + "-" + sid + "-09", true, true}, // other flags ignored
+		{"01-" + tid + "-" + sid + "-01-more", true, true},
+		{"00-" + tid + "-" + sid + "-01-more", false, false}, // 00 is exactly 55
+		{"ff-" + tid + "-" + sid + "-01", false, false},
+		{"00-" + strings.ToUpper(tid) + "-" + sid + "-01", false, false},
+		{"00-00000000000000000000000000000000-" + sid + "-01", false, false},
+		{"00-" + tid + "-0000000000000000-01", false, false},
+		{"00-" + tid + "-" + sid + "-0x", false, false},
+		{"00_" + tid + "-" + sid + "-01", false, false},
+		{"", false, false},
+	} {
+		sc, ok := parseTraceparent(tc.in)
+		if ok != tc.ok || sc.IsSampled() != tc.sampled || (ok && (sc.TraceID().String() != tid || sc.SpanID().String() != sid || !sc.IsRemote())) {
+			t.Errorf("%q: %v ok %v; want ok %v sampled %v", tc.in, sc, ok, tc.ok, tc.sampled)
+		}
+		if ok {
+			if got := Traceparent(sc); got != "00"+tc.in[2:53]+map[bool]string{true: "01", false: "00"}[tc.sampled] {
+				t.Errorf("%q: written back as %q", tc.in, got)
+			}
+		}
+	}
+}
+
+// The ids WithUnsampled keeps are what OpenTelemetry reads from the
+// context (through contexts made from it too): the log lines', and a span
+// started under it would be their child, not sampled. The context key
+// caught is OpenTelemetry's own.
+func TestUnsampledContext(t *testing.T) {
+	tr, rec := recorded(t)
+	sc := NewUnsampledRoot()
+	ctx, cancel := context.WithCancel(tr.WithUnsampled(context.Background(), "r", sc))
+	defer cancel()
+	if got := trace.SpanContextFromContext(ctx); !got.Equal(sc) || RequestID(ctx) != "r" {
+		t.Fatalf("span context %v, request id %q; want %v and r", got, RequestID(ctx), sc)
+	}
+	_, span := tr.Tracer().Start(ctx, "child")
+	span.End()
+	if span.IsRecording() || span.SpanContext().TraceID() != sc.TraceID() || len(rec.Ended()) != 0 {
+		t.Errorf("child span %v recording %v: want trace %v, not recorded", span.SpanContext(), span.IsRecording(), sc.TraceID())
+	}
+	if trace.SpanContextFromContext(WithRequestID(context.Background(), "r")).IsValid() {
+		t.Error("a request id's context holds a span context")
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 
 	"go-micro.dev/v4/metadata"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/example/micro-starter/pkg/tracing"
 )
@@ -31,10 +32,23 @@ func newRequestID() string {
 
 // withRequestID keeps id in ctx as go-micro metadata, so that every call
 // made with ctx carries it to the service called, and for the gateway's own
-// log lines.
+// log lines. A request not sampled (traced) has its -00 traceparent there
+// too, once for all its calls; a sampled one's is each attempt's own
+// (tracing.CallWrapper).
 func withRequestID(ctx context.Context, id string) context.Context {
-	return tracing.WithRequestID(metadata.Set(ctx, requestIDHeader, id), id)
+	md, _ := metadata.FromContext(ctx) // a copy
+	if md == nil {
+		md = metadata.Metadata{}
+	}
+	md[requestIDHeader] = id
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && !sc.IsSampled() {
+		md[traceparentHeader] = tracing.Traceparent(sc)
+	}
+	return tracing.WithRequestID(metadata.NewContext(ctx, md), id)
 }
+
+// traceparentHeader names the W3C trace context in go-micro metadata.
+const traceparentHeader = "traceparent"
 
 // requestID is the id withRequestID kept in ctx.
 func requestID(ctx context.Context) string {

@@ -12,19 +12,22 @@ import (
 
 // traced spans each HTTP request sampled (--trace_sample_ratio): the root
 // of the trace of every call made for it. A request not sampled gets no
-// span, so its calls carry no trace context and are not sampled either
-// (tracing.HandlerWrapper); it costs nothing. A trace context sent by the
-// client is ignored, as its request id is (requestid.go): the gateway's
-// callers are anonymous, and a parent they chose would let them decide what
-// is sampled. The API names the span after its route (API.Handler); the
-// request id is an attribute, so a 5xx answer's id finds its trace.
+// span but a trace id and span id of its own (tracing.NewUnsampledRoot),
+// which its log lines name and its calls carry as a -00 traceparent
+// (withRequestID), so that the services called log the same trace id and
+// record nothing either (tracing.HandlerWrapper). A trace context sent by
+// the client is ignored, as its request id is (requestid.go): the
+// gateway's callers are anonymous, and a parent they chose would let them
+// decide what is sampled. The API names the span after its route
+// (API.Handler); the request id is an attribute, so a 5xx answer's id finds
+// its trace.
 func traced(tr *tracing.Tracing, next http.Handler) http.Handler {
 	if tr.Off() { // no span would be recorded: start none
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !tr.SampleRoot() {
-			next.ServeHTTP(w, r)
+			next.ServeHTTP(w, r.WithContext(tr.WithUnsampled(r.Context(), "", tracing.NewUnsampledRoot())))
 			return
 		}
 		ctx, span := tr.Tracer().Start(r.Context(), r.Method, trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindServer))

@@ -8,10 +8,12 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
+	"go-micro.dev/v4/metadata"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -26,10 +28,12 @@ type spanHello struct {
 	hellopb.HelloService
 	err  error
 	span trace.SpanContext
+	md   metadata.Metadata
 }
 
 func (h *spanHello) Greet(ctx context.Context, _ *hellopb.GreetRequest, _ ...client.CallOption) (*hellopb.GreetResponse, error) {
 	h.span = trace.SpanContextFromContext(ctx)
+	h.md, _ = metadata.FromContext(ctx)
 	if h.err != nil {
 		return nil, h.err
 	}
@@ -97,29 +101,48 @@ func TestTracedRequest(t *testing.T) {
 	}
 }
 
-// A request the ratio does not draw gets no span: its calls go out in no
-// trace (so they send no traceparent and their callees do not sample), with
-// its request id, and its log lines name the request but no trace.
+// A request the ratio does not draw gets no span but ids of its own: its
+// calls go out in a new trace, not sampled, with its request id and a -00
+// traceparent naming that trace and the request's span id; its log lines
+// name the trace, the span and the request; nothing reaches the collector.
 func TestUnsampledRequest(t *testing.T) {
-	collector := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) }))
+	var posts atomic.Int32
+	collector := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		posts.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
 	t.Cleanup(collector.Close)
 	tr, err := tracing.New(tracing.Config{OTLPEndpoint: collector.URL, SampleRatio: 0, LogFormat: "json"}, "gateway")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = tr.Shutdown(context.Background()) })
 	var logs bytes.Buffer
 	hello := &spanHello{err: merrors.InternalServerError("hello", "boom")}
 	api := &API{hello: hello, ready: func(context.Context) error { return nil }, log: tracing.NewLogger(&logs, "json")}
 	w := httptest.NewRecorder()
-	traced(tr, api.Handler()).ServeHTTP(w, httptest.NewRequest("GET", "/hello?name=x", nil))
+	req := httptest.NewRequest("GET", "/hello?name=x", nil)
+	req.Header.Set("Traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00") // ignored
+	traced(tr, api.Handler()).ServeHTTP(w, req)
 	if w.Code != http.StatusBadGateway {
 		t.Fatalf("status %d, want 502: %s", w.Code, w.Body)
 	}
-	if hello.span.IsValid() {
-		t.Errorf("hello called in trace %v, want none", hello.span.TraceID())
+	sc := hello.span
+	if !sc.IsValid() || sc.IsSampled() || sc.TraceID().String() == "0af7651916cd43dd8448eb211c80319c" {
+		t.Fatalf("hello called in %v: want a new trace, not sampled", sc)
 	}
-	if id := w.Header().Get(requestIDHeader); !strings.Contains(logs.String(), `"request_id":"`+id+`"`) || strings.Contains(logs.String(), "trace_id") {
-		t.Errorf("log %q: want request_id %s and no trace_id", logs.String(), id)
+	id := w.Header().Get(requestIDHeader)
+	if tp, want := hello.md["Traceparent"], "00-"+sc.TraceID().String()+"-"+sc.SpanID().String()+"-00"; tp != want || hello.md[requestIDHeader] != id {
+		t.Errorf("hello called with metadata %v, want traceparent %s and request id %s", hello.md, want, id)
+	}
+	for _, want := range []string{`"trace_id":"` + sc.TraceID().String() + `"`, `"span_id":"` + sc.SpanID().String() + `"`, `"request_id":"` + id + `"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log %q lacks %s", logs.String(), want)
+		}
+	}
+	if err := tr.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := posts.Load(); n != 0 {
+		t.Errorf("the collector got %d exports, want none", n)
 	}
 }

@@ -1,0 +1,108 @@
+package tracing
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"math/rand/v2"
+
+	"go-micro.dev/v4/metadata"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// A request not sampled has trace and span ids all the same, for its log
+// lines, but no span: the ids are drawn here, the W3C trace context read
+// and written here, without the SDK (a non-recording span on every hop,
+// as the SDK makes one, cost ~20 allocations per hop).
+
+// newTraceID and newSpanID draw from math/rand/v2's top-level functions,
+// as the SDK's own ID generator does: the runtime's per-thread generator,
+// no lock, no allocation. The ids name a trace; they guard nothing.
+func newTraceID() trace.TraceID {
+	for {
+		var id trace.TraceID
+		binary.NativeEndian.PutUint64(id[:8], rand.Uint64())
+		binary.NativeEndian.PutUint64(id[8:], rand.Uint64())
+		if id.IsValid() {
+			return id
+		}
+	}
+}
+
+func newSpanID() trace.SpanID {
+	for {
+		var id trace.SpanID
+		binary.NativeEndian.PutUint64(id[:], rand.Uint64())
+		if id.IsValid() {
+			return id
+		}
+	}
+}
+
+// NewUnsampledRoot is the span context of a request not sampled where it
+// enters (the gateway): a new trace, flags 00.
+func NewUnsampledRoot() trace.SpanContext {
+	return trace.NewSpanContext(trace.SpanContextConfig{TraceID: newTraceID(), SpanID: newSpanID()})
+}
+
+// parseTraceparent reads a W3C traceparent ("00-<trace id>-<parent id>-
+// <flags>"); ok is false for anything else, which a receiver ignores.
+// Versions above 00 are read as 00, as the spec asks, and ff is invalid.
+func parseTraceparent(s string) (sc trace.SpanContext, ok bool) {
+	if len(s) < 55 || (len(s) > 55 && s[55] != '-') || s[2] != '-' || s[35] != '-' || s[52] != '-' {
+		return trace.SpanContext{}, false
+	}
+	var ver, flags [1]byte
+	if _, err := hex.Decode(ver[:], []byte{s[0], s[1]}); err != nil || ver[0] == 0xff || (ver[0] == 0 && len(s) != 55) {
+		return trace.SpanContext{}, false
+	}
+	if _, err := hex.Decode(flags[:], []byte{s[53], s[54]}); err != nil {
+		return trace.SpanContext{}, false
+	}
+	tid, err := trace.TraceIDFromHex(s[3:35])
+	if err != nil {
+		return trace.SpanContext{}, false
+	}
+	sid, err := trace.SpanIDFromHex(s[36:52])
+	if err != nil {
+		return trace.SpanContext{}, false
+	}
+	return trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: tid, SpanID: sid, TraceFlags: trace.TraceFlags(flags[0]) & trace.FlagsSampled, Remote: true,
+	}), true
+}
+
+// Traceparent is sc as a W3C traceparent, version 00.
+func Traceparent(sc trace.SpanContext) string {
+	var b [55]byte
+	b[0], b[1], b[2] = '0', '0', '-'
+	tid, sid := sc.TraceID(), sc.SpanID()
+	hex.Encode(b[3:35], tid[:])
+	b[35] = '-'
+	hex.Encode(b[36:52], sid[:])
+	b[52] = '-'
+	hex.Encode(b[53:55], []byte{byte(sc.TraceFlags())})
+	return string(b[:])
+}
+
+// unsampled is ctx for a handler whose request is not sampled: in the
+// trace of tid (its caller's; a new one, whose root the handler is, when
+// the caller sent none), under a span id of its own, which the calls it
+// makes carry as their parent (flags 00). The traceparent is written into
+// the incoming metadata, in place: go-micro's client sends that metadata
+// on with every call made with ctx, so this costs one string per request
+// where a copy of the metadata per call would cost several allocations.
+// The metadata is this request's alone (the server makes it per request)
+// and is written before the handler runs.
+func (t *Tracing) unsampled(ctx context.Context, md metadata.Metadata, id string, tid trace.TraceID) context.Context {
+	if !tid.IsValid() {
+		tid = newTraceID()
+	}
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: newSpanID()})
+	if md == nil {
+		ctx = metadata.NewContext(ctx, metadata.Metadata{traceparentHeader: Traceparent(sc)})
+	} else {
+		mdCarrier(md).Set(traceparentHeader, Traceparent(sc))
+	}
+	return t.WithUnsampled(ctx, id, sc)
+}

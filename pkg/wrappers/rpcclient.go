@@ -358,6 +358,14 @@ type pooledConn struct {
 // The plugin's message size bounds (4 MiB each way).
 const maxMsgSize = 4 << 20
 
+// Flow-control windows (bytes) of a call and of a connection: a call's
+// holds a LAN's bandwidth-delay product (10 Gb/s over 0.5 ms: 625 KB),
+// which grpc-go's dynamic windows would grow to.
+const (
+	streamWindow = 1 << 20
+	connWindow   = 4 << 20
+)
+
 func newConnPool(creds credentials.TransportCredentials, ttl time.Duration) *connPool {
 	return &connPool{creds: creds, ttl: ttl, conns: map[string]*pooledConn{}, lastSweep: time.Now()}
 }
@@ -394,6 +402,11 @@ func (p *connPool) get(addr string) (*pooledConn, error) {
 		cc, err := grpc.NewClient("passthrough:///"+addr,
 			grpc.WithTransportCredentials(p.creds),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize), grpc.MaxCallSendMsgSize(maxMsgSize)),
+			// Fixed windows: dynamic ones make grpc-go ping the server at
+			// nearly every call to measure bandwidth (pkg/service/rpcserver
+			// fixes the server's for the same reason, with the same sizes).
+			grpc.WithStaticStreamWindowSize(streamWindow),
+			grpc.WithStaticConnWindowSize(connWindow),
 		)
 		if err != nil { // a malformed address
 			p.mu.Unlock()

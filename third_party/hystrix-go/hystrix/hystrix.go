@@ -214,41 +214,65 @@ func Do(name string, run runFunc, fallback fallbackFunc) error {
 
 // DoC runs your function in a synchronous manner, blocking until either your function succeeds
 // or an error is returned, including hystrix circuit errors
+//
+// Fork: run runs on the caller's goroutine, and DoC returns its slot before it returns (upstream
+// ran it through GoC: two goroutines, a timer and channels per call, and the slot came back after
+// the caller had its answer). So the Timeout can no longer end a call early: the caller's context
+// bounds it. Once run has returned, DoC reports what upstream's timeout watcher would have: the
+// context's error if the context ended meanwhile, else ErrTimeout if run took longer than the
+// circuit's Timeout; both with their upstream events and fallback.
 func DoC(ctx context.Context, name string, run runFuncC, fallback fallbackFuncC) error {
-	done := make(chan struct{}, 1)
-
-	r := func(ctx context.Context) error {
-		err := run(ctx)
-		if err != nil {
-			return err
-		}
-
-		done <- struct{}{}
-		return nil
-	}
-
-	f := func(ctx context.Context, e error) error {
-		err := fallback(ctx, e)
-		if err != nil {
-			return err
-		}
-
-		done <- struct{}{}
-		return nil
-	}
-
-	var errChan chan error
-	if fallback == nil {
-		errChan = GoC(ctx, name, r, nil)
-	} else {
-		errChan = GoC(ctx, name, r, f)
-	}
-
-	select {
-	case <-done:
-		return nil
-	case err := <-errChan:
+	circuit, _, err := GetCircuit(name)
+	if err != nil {
 		return err
+	}
+	start := time.Now()
+	if !circuit.AllowRequest() {
+		return circuit.fail(ctx, start, 0, ErrCircuitOpen, fallback)
+	}
+	var ticket *struct{}
+	select {
+	case ticket = <-circuit.executorPool.Tickets:
+	default:
+		return circuit.fail(ctx, start, 0, ErrMaxConcurrency, fallback)
+	}
+
+	runStart := time.Now()
+	runErr := run(ctx)
+	runDuration := time.Since(runStart)
+	circuit.executorPool.Return(ticket)
+	switch {
+	case ctx.Err() != nil:
+		// Upstream's watcher returned at once, before run had set its duration.
+		return circuit.fail(ctx, start, 0, ctx.Err(), fallback)
+	case runDuration > getSettings(name).Timeout:
+		return circuit.fail(ctx, start, 0, ErrTimeout, fallback)
+	case runErr != nil:
+		return circuit.fail(ctx, start, runDuration, runErr, fallback)
+	}
+	circuit.report(start, runDuration, "success")
+	return nil
+}
+
+// fail reports a call that did not succeed and runs its fallback, as GoC's errorWithFallback
+// (fork).
+func (circuit *CircuitBreaker) fail(ctx context.Context, start time.Time, runDuration time.Duration, err error, fallback fallbackFuncC) error {
+	if fallback == nil {
+		circuit.report(start, runDuration, eventType(err))
+		return err
+	}
+	if fallbackErr := fallback(ctx, err); fallbackErr != nil {
+		circuit.report(start, runDuration, eventType(err), "fallback-failure")
+		return fmt.Errorf("fallback failed with '%v'. run error was '%v'", fallbackErr, err)
+	}
+	circuit.report(start, runDuration, eventType(err), "fallback-success")
+	return nil
+}
+
+// report is GoC's reportAllEvent for DoC (fork). The events stay on the stack.
+func (circuit *CircuitBreaker) report(start time.Time, runDuration time.Duration, events ...string) {
+	if err := circuit.ReportEvent(events, start, runDuration); err != nil {
+		log.Printf("%v", err)
 	}
 }
 
@@ -261,24 +285,33 @@ func (c *command) reportEvent(eventType string) {
 
 // errorWithFallback triggers the fallback while reporting the appropriate metric events.
 func (c *command) errorWithFallback(ctx context.Context, err error) {
-	eventType := "failure"
-	if err == ErrCircuitOpen {
-		eventType = "short-circuit"
-	} else if err == ErrMaxConcurrency {
-		eventType = "rejected"
-	} else if err == ErrTimeout {
-		eventType = "timeout"
-	} else if err == context.Canceled {
-		eventType = "context_canceled"
-	} else if err == context.DeadlineExceeded {
-		eventType = "context_deadline_exceeded"
-	}
-
-	c.reportEvent(eventType)
+	c.reportEvent(eventType(err))
 	fallbackErr := c.tryFallback(ctx, err)
 	if fallbackErr != nil {
 		c.errChan <- fallbackErr
 	}
+}
+
+// eventType is the metrics event of a command that ended with err. CircuitErrors are compared
+// as values: comparing err with one directly would box it.
+func eventType(err error) string {
+	if ce, ok := err.(CircuitError); ok {
+		switch ce {
+		case ErrCircuitOpen:
+			return "short-circuit"
+		case ErrMaxConcurrency:
+			return "rejected"
+		case ErrTimeout:
+			return "timeout"
+		}
+	}
+	switch err {
+	case context.Canceled:
+		return "context_canceled"
+	case context.DeadlineExceeded:
+		return "context_deadline_exceeded"
+	}
+	return "failure"
 }
 
 func (c *command) tryFallback(ctx context.Context, err error) error {

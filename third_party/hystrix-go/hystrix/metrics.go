@@ -8,8 +8,10 @@ import (
 	"github.com/afex/hystrix-go/hystrix/rolling"
 )
 
+// commandExecution is sent by value, its event types in an array, so that reporting a call
+// allocates nothing (fork).
 type commandExecution struct {
-	Types            []string      `json:"types"`
+	Types            [2]string     `json:"types"` // the outcome, then the fallback's or ""
 	Start            time.Time     `json:"start_time"`
 	RunDuration      time.Duration `json:"run_duration"`
 	ConcurrencyInUse float64       `json:"concurrency_inuse"`
@@ -17,7 +19,7 @@ type commandExecution struct {
 
 type metricExchange struct {
 	Name    string
-	Updates chan *commandExecution
+	Updates chan commandExecution
 	Mutex   *sync.RWMutex
 
 	metricCollectors []metricCollector.MetricCollector
@@ -27,7 +29,7 @@ func newMetricExchange(name string) *metricExchange {
 	m := &metricExchange{}
 	m.Name = name
 
-	m.Updates = make(chan *commandExecution, 2000)
+	m.Updates = make(chan commandExecution, 2000)
 	m.Mutex = &sync.RWMutex{}
 	m.metricCollectors = metricCollector.Registry.InitializeMetricCollectors(name)
 	m.Reset()
@@ -55,18 +57,17 @@ func (m *metricExchange) Monitor() {
 		m.Mutex.RLock()
 
 		totalDuration := time.Since(update.Start)
-		wg := &sync.WaitGroup{}
+		// Fork: one collector after the other, where upstream started a goroutine for each and
+		// waited for them all, for every call.
 		for _, collector := range m.metricCollectors {
-			wg.Add(1)
-			go m.IncrementMetrics(wg, collector, update, totalDuration)
+			m.IncrementMetrics(collector, &update, totalDuration)
 		}
-		wg.Wait()
 
 		m.Mutex.RUnlock()
 	}
 }
 
-func (m *metricExchange) IncrementMetrics(wg *sync.WaitGroup, collector metricCollector.MetricCollector, update *commandExecution, totalDuration time.Duration) {
+func (m *metricExchange) IncrementMetrics(collector metricCollector.MetricCollector, update *commandExecution, totalDuration time.Duration) {
 	// granular metrics
 	r := metricCollector.MetricResult{
 		Attempts:         1,
@@ -107,8 +108,6 @@ func (m *metricExchange) IncrementMetrics(wg *sync.WaitGroup, collector metricCo
 	}
 
 	collector.Update(r)
-
-	wg.Done()
 }
 
 func (m *metricExchange) Reset() {

@@ -181,17 +181,12 @@ func (circuit *CircuitBreaker) ReportEvent(eventTypes []string, start time.Time,
 		concurrencyInUse = float64(circuit.executorPool.ActiveCount()) / float64(circuit.executorPool.Max)
 	}
 
-	update := commandExecution{
+	circuit.metrics.record(&commandExecution{
+		Types:            eventTypes,
 		Start:            start,
 		RunDuration:      runDuration,
 		ConcurrencyInUse: concurrencyInUse,
-	}
-	copy(update.Types[:], eventTypes)
-	select {
-	case circuit.metrics.Updates <- update:
-	default:
-		return CircuitError{Message: fmt.Sprintf("metrics channel (%v) is at capacity", circuit.Name)}
-	}
+	})
 
 	return nil
 }

@@ -8,19 +8,16 @@ import (
 	"github.com/afex/hystrix-go/hystrix/rolling"
 )
 
-// commandExecution is sent by value, its event types in an array, so that reporting a call
-// allocates nothing (fork).
 type commandExecution struct {
-	Types            [2]string     `json:"types"` // the outcome, then the fallback's or ""
+	Types            []string      `json:"types"`
 	Start            time.Time     `json:"start_time"`
 	RunDuration      time.Duration `json:"run_duration"`
 	ConcurrencyInUse float64       `json:"concurrency_inuse"`
 }
 
 type metricExchange struct {
-	Name    string
-	Updates chan commandExecution
-	Mutex   *sync.RWMutex
+	Name  string
+	Mutex *sync.RWMutex
 
 	metricCollectors []metricCollector.MetricCollector
 }
@@ -28,13 +25,9 @@ type metricExchange struct {
 func newMetricExchange(name string) *metricExchange {
 	m := &metricExchange{}
 	m.Name = name
-
-	m.Updates = make(chan commandExecution, 2000)
 	m.Mutex = &sync.RWMutex{}
 	m.metricCollectors = metricCollector.Registry.InitializeMetricCollectors(name)
 	m.Reset()
-
-	go m.Monitor()
 
 	return m
 }
@@ -51,20 +44,19 @@ func (m *metricExchange) DefaultCollector() *metricCollector.DefaultMetricCollec
 	return collection
 }
 
-func (m *metricExchange) Monitor() {
-	for update := range m.Updates {
-		// we only grab a read lock to make sure Reset() isn't changing the numbers.
-		m.Mutex.RLock()
-
-		totalDuration := time.Since(update.Start)
-		// Fork: one collector after the other, where upstream started a goroutine for each and
-		// waited for them all, for every call.
-		for _, collector := range m.metricCollectors {
-			m.IncrementMetrics(collector, &update, totalDuration)
-		}
-
-		m.Mutex.RUnlock()
+// record gives a call's outcome to the collectors (fork: upstream's Monitor). It runs in the
+// caller's goroutine, so the circuit has counted a call before DoC returns. Upstream sent each
+// call over a channel of 2,000 to a goroutine per circuit, which counted behind the calls,
+// dropped what did not fit, and started a goroutine per collector per call. The lock is
+// exclusive so that collectors still get one update at a time, as from upstream's single
+// goroutine (and not during Reset).
+func (m *metricExchange) record(update *commandExecution) {
+	m.Mutex.Lock()
+	totalDuration := time.Since(update.Start)
+	for _, collector := range m.metricCollectors {
+		m.IncrementMetrics(collector, update, totalDuration)
 	}
+	m.Mutex.Unlock()
 }
 
 func (m *metricExchange) IncrementMetrics(collector metricCollector.MetricCollector, update *commandExecution, totalDuration time.Duration) {

@@ -26,9 +26,7 @@ func (p *executorPool) Return(ticket *struct{}) {
 		return
 	}
 
-	p.Metrics.Updates <- poolMetricsUpdate{
-		activeCount: p.ActiveCount(),
-	}
+	p.Metrics.record(p.ActiveCount())
 	p.Tickets <- ticket
 }
 

@@ -7,27 +7,19 @@ import (
 )
 
 type poolMetrics struct {
-	Mutex   *sync.RWMutex
-	Updates chan poolMetricsUpdate
+	Mutex *sync.RWMutex
 
 	Name              string
 	MaxActiveRequests *rolling.Number
 	Executed          *rolling.Number
 }
 
-type poolMetricsUpdate struct {
-	activeCount int
-}
-
 func newPoolMetrics(name string) *poolMetrics {
 	m := &poolMetrics{}
 	m.Name = name
-	m.Updates = make(chan poolMetricsUpdate)
 	m.Mutex = &sync.RWMutex{}
 
 	m.Reset()
-
-	go m.Monitor()
 
 	return m
 }
@@ -40,13 +32,14 @@ func (m *poolMetrics) Reset() {
 	m.Executed = rolling.NewNumber()
 }
 
-func (m *poolMetrics) Monitor() {
-	for u := range m.Updates {
-		m.Mutex.RLock()
+// record counts a call that returned its slot (fork: upstream's Monitor). It runs in the
+// caller's goroutine: upstream handed each call over an unbuffered channel to a goroutine per
+// circuit, a goroutine switch per call.
+func (m *poolMetrics) record(activeCount int) {
+	m.Mutex.RLock()
 
-		m.Executed.Increment(1)
-		m.MaxActiveRequests.UpdateMax(float64(u.activeCount))
+	m.Executed.Increment(1)
+	m.MaxActiveRequests.UpdateMax(float64(activeCount))
 
-		m.Mutex.RUnlock()
-	}
+	m.Mutex.RUnlock()
 }

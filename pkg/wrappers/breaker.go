@@ -56,7 +56,10 @@ func (c BreakerConfig) Validate() error {
 // Breaker wraps a client in go-micro's hystrix breaker with one circuit per
 // service endpoint ("user.UserService.Get"). requestTimeout is the client's
 // own budget for a call, retries included: the breaker's timeout is set
-// above it, so the breaker never cuts a call the client would still finish.
+// above it, so that a call the client would still finish never counts as a
+// breaker timeout. hystrix-go is our fork (third_party/hystrix-go): it runs
+// the call on the caller's goroutine and never cuts it short; the caller's
+// context bounds it.
 //
 // Only failures of the callee and the network count (Classify): a 4xx
 // (bad input, not found) means the service worked, and a failure of the

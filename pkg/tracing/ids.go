@@ -102,7 +102,17 @@ func (t *Tracing) unsampled(ctx context.Context, md metadata.Metadata, id string
 	if md == nil {
 		ctx = metadata.NewContext(ctx, metadata.Metadata{traceparentHeader: Traceparent(sc)})
 	} else {
-		mdCarrier(md).Set(traceparentHeader, Traceparent(sc))
+		setFold(md, traceparentHeader, Traceparent(sc))
 	}
 	return t.WithUnsampled(ctx, id, sc)
+}
+
+// withTraceState is sc with the W3C tracestate s, which a sampled call
+// passes on; one that does not parse is dropped, as the spec asks.
+func withTraceState(sc trace.SpanContext, s string) trace.SpanContext {
+	ts, err := trace.ParseTraceState(s)
+	if err != nil {
+		return sc
+	}
+	return sc.WithTraceState(ts)
 }

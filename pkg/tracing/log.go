@@ -26,7 +26,9 @@ func WithRequestID(ctx context.Context, id string) context.Context {
 // carries sc (flags 00), a trace and span id of the request's own that no
 // span records, so that its log lines name them (ContextHandler) and its
 // calls pass the trace id on. A span started under it, were one started,
-// would be sc's child.
+// would be sc's child. HandlerWrapper also keeps a sampled caller's span
+// context (remote) this way, as the parent of the handler's span: one
+// allocation where the propagator's Extract took two more.
 func (t *Tracing) WithUnsampled(ctx context.Context, id string, sc trace.SpanContext) context.Context {
 	return &requestCtx{Context: ctx, id: id, span: idSpan{sc: sc}, spanKey: t.spanKey}
 }

@@ -19,11 +19,13 @@ const (
 	NodeAddressKey = attribute.Key("server.address")
 )
 
-// The span kinds, as options made once: each conversion allocates.
+// The spans' start options, made once: each conversion to an option
+// allocates, and so does each variadic slice passed to Start through its
+// interface. The SDK only reads them.
 var (
-	kindInternal = trace.WithSpanKind(trace.SpanKindInternal)
-	kindClient   = trace.WithSpanKind(trace.SpanKindClient)
-	kindServer   = trace.WithSpanKind(trace.SpanKindServer)
+	callOpts    = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal)}
+	attemptOpts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
+	handlerOpts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
 )
 
 // ClientWrapper spans each call as the caller sees it: all its attempts,
@@ -42,7 +44,7 @@ func (c *tracedClient) Call(ctx context.Context, req client.Request, rsp interfa
 	if !c.t.traces(ctx) {
 		return c.Client.Call(ctx, req, rsp, opts...)
 	}
-	ctx, span := c.t.tracer.Start(ctx, "call "+req.Service()+"."+req.Endpoint(), kindInternal)
+	ctx, span := c.t.tracer.Start(ctx, c.t.names.get(req.Service(), req.Endpoint()).call, callOpts...)
 	defer span.End()
 	err := c.Client.Call(ctx, req, rsp, opts...)
 	setError(span, err)
@@ -62,9 +64,11 @@ func (t *Tracing) CallWrapper() client.CallWrapper {
 			if !t.sampled(ctx) { // never a root: ClientWrapper decided
 				return next(ctx, node, req, rsp, opts)
 			}
-			ctx, span := t.tracer.Start(ctx, req.Service()+"."+req.Endpoint(), kindClient,
-				trace.WithAttributes(NodeIDKey.String(node.Id), NodeAddressKey.String(node.Address)))
+			ctx, span := t.tracer.Start(ctx, t.names.get(req.Service(), req.Endpoint()).span, attemptOpts...)
 			defer span.End()
+			// Set once started, not passed as a start option: one allocation
+			// where the option took three.
+			span.SetAttributes(NodeIDKey.String(node.Id), NodeAddressKey.String(node.Address))
 			err := next(t.inject(ctx), node, req, rsp, opts)
 			setError(span, err)
 			return err
@@ -103,8 +107,10 @@ func (t *Tracing) HandlerWrapper() server.HandlerWrapper {
 			if !parent.IsSampled() {
 				return next(t.unsampled(ctx, md, id, parent.TraceID()), req, rsp)
 			}
-			ctx = t.prop.Extract(WithRequestID(ctx, id), mdCarrier(md))
-			ctx, span := t.tracer.Start(ctx, req.Service()+"."+req.Endpoint(), kindServer)
+			if ts := getFold(md, tracestateHeader); ts != "" {
+				parent = withTraceState(parent, ts)
+			}
+			ctx, span := t.tracer.Start(t.WithUnsampled(ctx, id, parent), t.names.get(req.Service(), req.Endpoint()).span, handlerOpts...)
 			defer span.End()
 			err := next(ctx, req, rsp)
 			setError(span, err)
@@ -113,17 +119,30 @@ func (t *Tracing) HandlerWrapper() server.HandlerWrapper {
 	}
 }
 
-// traceparentHeader names the W3C trace context in go-micro metadata.
-const traceparentHeader = "traceparent"
+// traceparentHeader and tracestateHeader name the W3C trace context in
+// go-micro metadata.
+const (
+	traceparentHeader = "traceparent"
+	tracestateHeader  = "tracestate"
+)
 
-// inject puts the trace context of ctx's span into ctx's go-micro metadata,
-// replacing the one a handler's context brought from its caller.
+// inject puts the trace context of ctx's span into a copy of ctx's go-micro
+// metadata, replacing the one a handler's context brought from its caller.
+// The copy keeps the keys as they are: go-micro's FromContext re-cases
+// every key (an allocation each) and our client lower-cases them anyway.
 func (t *Tracing) inject(ctx context.Context) context.Context {
-	md, ok := metadata.FromContext(ctx) // a copy
-	if !ok {
-		md = metadata.Metadata{}
+	in, _ := ctx.Value(t.mdKey).(metadata.Metadata)
+	md := make(metadata.Metadata, len(in)+1)
+	for k, v := range in {
+		if !strings.EqualFold(k, traceparentHeader) && !strings.EqualFold(k, tracestateHeader) {
+			md[k] = v
+		}
 	}
-	t.prop.Inject(ctx, mdCarrier(md))
+	sc := trace.SpanContextFromContext(ctx)
+	md[traceparentHeader] = Traceparent(sc)
+	if sc.TraceState().Len() > 0 {
+		md[tracestateHeader] = sc.TraceState().String()
+	}
 	return metadata.NewContext(ctx, md)
 }
 
@@ -134,30 +153,18 @@ func setError(span trace.Span, err error) {
 	}
 }
 
-// mdCarrier reads and writes the trace context in go-micro metadata. Keys
-// are compared without case: a gRPC server hands them over in lower case,
+// setFold sets key in md, removing the key in any other case. Keys are
+// compared without case: a gRPC server hands them over in lower case,
 // go-micro's metadata.Get looks for the key as given and in Title case,
 // and two keys differing only in case would reach gRPC as one header with
 // two values.
-type mdCarrier metadata.Metadata
-
-func (c mdCarrier) Get(key string) string { return getFold(metadata.Metadata(c), key) }
-
-func (c mdCarrier) Set(key, value string) {
-	for k := range c {
+func setFold(md metadata.Metadata, key, value string) {
+	for k := range md {
 		if strings.EqualFold(k, key) {
-			delete(c, k)
+			delete(md, k)
 		}
 	}
-	c[strings.ToLower(key)] = value
-}
-
-func (c mdCarrier) Keys() []string {
-	keys := make([]string, 0, len(c))
-	for k := range c {
-		keys = append(keys, k)
-	}
-	return keys
+	md[strings.ToLower(key)] = value
 }
 
 // getFold is md's value for key in any case.

@@ -22,7 +22,6 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
@@ -72,10 +71,9 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Tracing is one service's tracer and the trace context's wire format.
+// Tracing is one service's tracer.
 type Tracing struct {
 	tracer   trace.Tracer
-	prop     propagation.TextMapPropagator
 	shutdown func(context.Context) error
 	// off: no endpoint, so spans are no-ops; the wrappers then start none
 	// (a no-op span still costs allocations on every call).
@@ -84,8 +82,9 @@ type Tracing struct {
 	// started (SampleRoot): a root not sampled then costs nothing, where
 	// the SDK's ratio sampler needs a span started to decide.
 	ratio   float64
-	mdKey   any // go-micro's context key of the metadata (incoming)
-	spanKey any // OpenTelemetry's context key of the current span
+	names   names // the spans' names, per endpoint
+	mdKey   any   // go-micro's context key of the metadata (incoming)
+	spanKey any   // OpenTelemetry's context key of the current span
 }
 
 // instrumentation names this package as the spans' source.
@@ -122,7 +121,6 @@ func New(c Config, service string) (*Tracing, error) {
 func Provider(tp trace.TracerProvider, shutdown func(context.Context) error) *Tracing {
 	return &Tracing{
 		tracer:   tp.Tracer(instrumentation),
-		prop:     propagation.TraceContext{},
 		shutdown: shutdown,
 		ratio:    1, // tp's sampler decides
 		mdKey:    metadataKey(),

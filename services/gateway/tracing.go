@@ -25,22 +25,24 @@ func traced(tr *tracing.Tracing, next http.Handler) http.Handler {
 	if tr.Off() { // no span would be recorded: start none
 		return next
 	}
+	// Made once: each option, and the slice passing them, allocates.
+	opts := []trace.SpanStartOption{trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindServer)}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !tr.SampleRoot() {
 			next.ServeHTTP(w, r.WithContext(tr.WithUnsampled(r.Context(), "", tracing.NewUnsampledRoot())))
 			return
 		}
-		ctx, span := tr.Tracer().Start(r.Context(), r.Method, trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindServer))
+		ctx, span := tr.Tracer().Start(r.Context(), r.Method, opts...)
 		defer span.End()
 		if !span.IsRecording() { // the provider's sampler said no (tests)
 			next.ServeHTTP(w, r.WithContext(ctx))
 			return
 		}
-		span.SetAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path))
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(sw, r.WithContext(ctx))
-		span.SetAttributes(attribute.Int("http.response.status_code", sw.status),
-			attribute.String("request_id", w.Header().Get(requestIDHeader)))
+		// All at once, when known: one slice and one growth of the span's.
+		span.SetAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path),
+			attribute.Int("http.response.status_code", sw.status), attribute.String("request_id", w.Header().Get(requestIDHeader)))
 		if sw.status >= 500 {
 			span.SetStatus(codes.Error, http.StatusText(sw.status))
 		}

@@ -11,24 +11,46 @@ import (
 	"testing"
 	"time"
 
+	"go-micro.dev/v4/metadata"
+
 	"github.com/example/micro-starter/internal/poll"
 	"github.com/example/micro-starter/pkg/service"
+	"github.com/example/micro-starter/pkg/tracing"
 	userpb "github.com/example/micro-starter/services/user/proto"
 )
 
 // instrumentations are the variants BenchmarkInstrumentation compares:
 // metrics on or off (--metrics_address off), and traces exported at a
 // sample ratio or not at all (no --otlp_endpoint, ratio < 0).
+// The -req variants call as a handler does for a request (hello calling
+// user): with its request id, and with tracing its ids not sampled (a -00
+// traceparent), where the others call outside any request.
 var instrumentations = []struct {
-	name    string
-	metrics bool
-	ratio   float64
+	name      string
+	metrics   bool
+	ratio     float64
+	inRequest bool
 }{
-	{"shipped", true, 0.1}, // the default --trace_sample_ratio, exported
-	{"nometrics", false, 0.1},
-	{"notracing", true, -1},
-	{"trace100", true, 1},
-	{"none", false, -1},
+	{"shipped", true, 0.1, false}, // the default --trace_sample_ratio, exported
+	{"nometrics", false, 0.1, false},
+	{"notracing", true, -1, false},
+	{"trace100", true, 1, false},
+	{"none", false, -1, false},
+	{"unsampled-req", true, 0.1, true},
+	{"notracing-req", true, -1, true},
+}
+
+// requestContext is the context a handler serving a request not sampled
+// calls with: the request id, and with tracing on its ids, -00, in the
+// metadata the client sends (as tracing.HandlerWrapper leaves them).
+func requestContext(svc *service.Service, tracingOn bool) context.Context {
+	md := metadata.Metadata{tracing.RequestIDHeader: "0123456789abcdef"}
+	if !tracingOn {
+		return tracing.WithRequestID(metadata.NewContext(context.Background(), md), "0123456789abcdef")
+	}
+	sc := tracing.NewUnsampledRoot()
+	md["traceparent"] = tracing.Traceparent(sc)
+	return svc.Tracing().WithUnsampled(metadata.NewContext(context.Background(), md), "0123456789abcdef", sc)
 }
 
 // otlpSink answers OTLP/HTTP exports as a collector does, discarding them.
@@ -104,6 +126,10 @@ func BenchmarkInstrumentation(b *testing.B) {
 	for _, in := range instrumentations {
 		svc := startInstrumented(b, in.metrics, in.ratio, otlp)
 		users := userpb.NewUserService("user", svc.Client())
+		ctx := context.Background()
+		if in.inRequest {
+			ctx = requestContext(svc, in.ratio >= 0)
+		}
 		for range 10 { // warm the connection pool and the selector cache
 			if _, err := users.Get(context.Background(), &userpb.GetRequest{Id: "ada"}); err != nil {
 				b.Fatal(err)
@@ -116,7 +142,7 @@ func BenchmarkInstrumentation(b *testing.B) {
 			cpu0 := cpuTime()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if _, err := users.Get(context.Background(), &userpb.GetRequest{Id: "ada"}); err != nil {
+					if _, err := users.Get(ctx, &userpb.GetRequest{Id: "ada"}); err != nil {
 						b.Error(err)
 						return
 					}

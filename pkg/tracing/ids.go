@@ -104,7 +104,7 @@ func (t *Tracing) unsampled(ctx context.Context, md metadata.Metadata, id string
 	} else {
 		setFold(md, traceparentHeader, Traceparent(sc))
 	}
-	return t.WithUnsampled(ctx, id, sc)
+	return t.withRequest(ctx, id, sc)
 }
 
 // withTraceState is sc with the W3C tracestate s, which a sampled call

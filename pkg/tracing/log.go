@@ -26,17 +26,21 @@ func WithRequestID(ctx context.Context, id string) context.Context {
 // carries sc (flags 00), a trace and span id of the request's own that no
 // span records, so that its log lines name them (ContextHandler) and its
 // calls pass the trace id on. A span started under it, were one started,
-// would be sc's child. HandlerWrapper also keeps a sampled caller's span
-// context (remote) this way, as the parent of the handler's span: one
-// allocation where the propagator's Extract took two more.
+// would be sc's child.
 func (t *Tracing) WithUnsampled(ctx context.Context, id string, sc trace.SpanContext) context.Context {
+	return t.withRequest(ctx, id, sc)
+}
+
+// withRequest keeps the request id and sc, the span context the request is
+// in (its own not sampled, or a sampled caller's: HandlerWrapper).
+func (t *Tracing) withRequest(ctx context.Context, id string, sc trace.SpanContext) context.Context {
 	return &requestCtx{Context: ctx, id: id, span: idSpan{sc: sc}, spanKey: t.spanKey}
 }
 
-// requestCtx holds a request id, and a request not sampled its span
-// context, in one allocation, where context.WithValue takes two for the id
-// (the string boxed in an interface) and trace.ContextWithSpanContext two
-// more: per request and hop.
+// requestCtx holds a request id and a span context in one allocation, per
+// request and hop, where context.WithValue takes two for the id (the
+// string boxed in an interface) and trace.ContextWithSpanContext (or the
+// propagator's Extract) two more.
 type requestCtx struct {
 	context.Context
 	id      string
@@ -54,8 +58,8 @@ func (c *requestCtx) Value(key any) any {
 	return c.Context.Value(key)
 }
 
-// idSpan is the span a request not sampled is in: ids only, it records
-// nothing.
+// idSpan is a span context as a span: ids only, it records nothing (a
+// request not sampled, or a sampled caller's span, remote).
 type idSpan struct {
 	noop.Span
 	sc trace.SpanContext

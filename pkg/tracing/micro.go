@@ -110,7 +110,7 @@ func (t *Tracing) HandlerWrapper() server.HandlerWrapper {
 			if ts := getFold(md, tracestateHeader); ts != "" {
 				parent = withTraceState(parent, ts)
 			}
-			ctx, span := t.tracer.Start(t.WithUnsampled(ctx, id, parent), t.names.get(req.Service(), req.Endpoint()).span, handlerOpts...)
+			ctx, span := t.tracer.Start(t.withRequest(ctx, id, parent), t.names.get(req.Service(), req.Endpoint()).span, handlerOpts...)
 			defer span.End()
 			err := next(ctx, req, rsp)
 			setError(span, err)

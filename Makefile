@@ -52,6 +52,8 @@ certs: ## write a development CA, a certificate per service and the stack's regi
 .PHONY: test
 test: tools ## run every test (unit and integration against real Consul and etcd) with -race
 	PATH="$(BIN):$$PATH" go test -race -count=1 $(TEST_FLAGS) ./...
+	@# third_party/hystrix-go is a module of its own: ./... does not reach it.
+	cd third_party/hystrix-go && go test -race -count=1 $(TEST_FLAGS) ./...
 	@# Every benchmark once, so that none rots; the figures are not checked.
 	PATH="$(BIN):$$PATH" go test -race -count=1 -run='^$$' -bench=. -benchtime=1x $(TEST_FLAGS) ./bench/perf/ ./pkg/wrappers/
 	@# deploy/k8s is a module of its own (kustomize's dependencies stay out of go.mod): no cluster needed.
@@ -60,6 +62,7 @@ test: tools ## run every test (unit and integration against real Consul and etcd
 .PHONY: test-unit
 test-unit: ## run the tests that need no registry server
 	go test -race -count=1 -short $(TEST_FLAGS) ./...
+	cd third_party/hystrix-go && go test -race -count=1 -short $(TEST_FLAGS) ./...
 
 .PHONY: tools
 tools: protoc $(BIN)/consul $(BIN)/etcd $(BIN)/etcdctl $(BIN)/jaeger $(BIN)/protoc-gen-go $(BIN)/protoc-gen-micro $(BIN)/protoc-gen-go-grpc ## build Consul, etcd, Jaeger and the code generators (cached)
@@ -162,6 +165,7 @@ lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
 	go vet -tags e2e ./e2e/
+	cd third_party/hystrix-go && go vet ./...
 	cd deploy/k8s && go vet ./...
 
 .PHONY: clean

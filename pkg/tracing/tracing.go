@@ -37,7 +37,8 @@ type Config struct {
 	OTLPEndpoint string
 	// SampleRatio is the share of requests traced where a trace starts (at
 	// the gateway, or a call made outside any request); a service called
-	// follows its caller: traced with a traceparent, not without one.
+	// follows its caller: traced with a sampled traceparent (-01), not with
+	// one not sampled (-00) or none.
 	SampleRatio float64
 	LogFormat   string // "text" or "json"
 }

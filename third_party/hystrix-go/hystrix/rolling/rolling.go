@@ -33,6 +33,9 @@ func (r *Number) getCurrentBucket() *numberBucket {
 	if bucket, ok = r.Buckets[now]; !ok {
 		bucket = &numberBucket{}
 		r.Buckets[now] = bucket
+		// Fork: only with a new bucket (upstream: at every update, a walk over the map per call);
+		// buckets age only when the second changes.
+		r.removeOldBuckets()
 	}
 
 	return bucket
@@ -60,7 +63,6 @@ func (r *Number) Increment(i float64) {
 
 	b := r.getCurrentBucket()
 	b.Value += i
-	r.removeOldBuckets()
 }
 
 // UpdateMax updates the maximum value in the current bucket.
@@ -72,7 +74,6 @@ func (r *Number) UpdateMax(n float64) {
 	if n > b.Value {
 		b.Value = n
 	}
-	r.removeOldBuckets()
 }
 
 // Sum sums the values over the buckets in the last 10 seconds.

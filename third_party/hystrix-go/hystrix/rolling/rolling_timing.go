@@ -122,6 +122,8 @@ func (r *Timing) getCurrentBucket() *timingBucket {
 
 		r.Buckets[now.Unix()] = &timingBucket{}
 		bucket = r.Buckets[now.Unix()]
+		// Fork: only with a new bucket, as rolling.Number's.
+		r.removeOldBuckets()
 	}
 
 	return bucket
@@ -152,7 +154,6 @@ func (r *Timing) Add(duration time.Duration) {
 	} else if i := rand.IntN(b.count); i < maxSamples {
 		b.Durations[i] = duration
 	}
-	r.removeOldBuckets()
 }
 
 // Percentile computes the percentile given with a linear interpolation.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"runtime/metrics"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +17,8 @@ import (
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/selector"
 	"go-micro.dev/v4/server"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/example/micro-starter/pkg/service/rpcserver"
 )
@@ -62,6 +65,19 @@ func (Echo) Call(ctx context.Context, req *Req, rsp *Rsp) error {
 func serve(t *testing.T, service string, opts ...server.Option) client.Client {
 	t.Helper()
 	reg := registry.NewMemoryRegistry()
+	startEcho(t, reg, service, opts...)
+	return grpcclient.NewClient(
+		client.Registry(reg),
+		client.Selector(selector.NewSelector(selector.Registry(reg))),
+		client.Broker(broker.NewMemoryBroker()),
+		client.Retries(0),
+	)
+}
+
+// startEcho starts an Echo server named service on loopback, registered
+// in reg, and returns its address.
+func startEcho(t *testing.T, reg registry.Registry, service string, opts ...server.Option) string {
+	t.Helper()
 	srv := rpcserver.NewServer(append([]server.Option{
 		server.Name(service),
 		server.Address("127.0.0.1:0"),
@@ -77,12 +93,7 @@ func serve(t *testing.T, service string, opts ...server.Option) client.Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Stop() })
-	return grpcclient.NewClient(
-		client.Registry(reg),
-		client.Selector(selector.NewSelector(selector.Registry(reg))),
-		client.Broker(broker.NewMemoryBroker()),
-		client.Retries(0),
-	)
+	return srv.Options().Address
 }
 
 func call(c client.Client, service string, req *Req) (Rsp, error) {
@@ -174,4 +185,47 @@ func TestWrappersChainedOnce(t *testing.T) {
 	if got := endpoint.Load(); got != "echo Echo.Call" {
 		t.Errorf("wrapper saw %q, want \"echo Echo.Call\"", got)
 	}
+}
+
+// A call runs on a goroutine the server reuses: a new goroutine per call
+// starts on a small stack that grows again through the wrappers, the
+// handler and its own calls (runtime.newstack: 14-19 % of hello's CPU at
+// full load, docs/performance.md). The caller is a plain grpc-go client,
+// which makes no goroutine per unary call, so whatever is created per
+// call here is the server's.
+func TestCallsRunOnReusedGoroutines(t *testing.T) {
+	addr := startEcho(t, registry.NewMemoryRegistry(), "echo")
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	invoke := func() {
+		var rsp Rsp
+		if err := cc.Invoke(context.Background(), "/echo.Echo/Call", &Req{Text: "hi"}, &rsp, grpc.CallContentSubtype("json")); err != nil {
+			t.Fatal(err)
+		}
+		if rsp.Text != "hi" {
+			t.Fatalf("answer %+v, want text hi", rsp)
+		}
+	}
+	for range 10 { // connect
+		invoke()
+	}
+	const calls = 200
+	before := goroutinesCreated()
+	for range calls {
+		invoke()
+	}
+	perCall := float64(goroutinesCreated()-before) / calls
+	t.Logf("%.2f goroutines created per call", perCall)
+	if perCall > 0.1 {
+		t.Errorf("%.2f goroutines created per call, want none", perCall)
+	}
+}
+
+func goroutinesCreated() uint64 {
+	s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }

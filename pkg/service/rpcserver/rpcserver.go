@@ -44,29 +44,41 @@ import (
 )
 
 // NewServer is go-micro's gRPC server with opts, its unary calls
-// dispatched here. A grpcserver.Options among opts replaces the dispatch
-// and the transport options below (the plugin then dispatches, as before).
+// dispatched here. Its grpc-go options are ours: a grpcserver.Options
+// among opts holds until Start, which sets them again.
 func NewServer(opts ...server.Option) server.Server {
 	d := &dispatcher{services: map[string]map[string]*method{}}
-	inner := grpcserver.NewServer(append([]server.Option{grpcserver.Options(
+	grpcOpts := []grpc.ServerOption{
 		grpc.UnknownServiceHandler(d.handle),
-		// grpc-go starts each call on a new goroutine, whose small stack
-		// then grows (runtime.newstack) through the wrappers, the handler
-		// and the handler's own calls: 14-19 % of hello's CPU under load.
-		// Workers keep their grown stacks from call to call. A call that
-		// finds every worker busy gets a goroutine of its own, as without
-		// workers: nothing ever waits for one.
-		grpc.NumStreamWorkers(streamWorkers),
 		// Fixed flow-control windows: with the default (dynamic) ones
 		// grpc-go pings the peer to measure bandwidth at every burst of
 		// data, that is, at nearly every call when calls are sparse.
 		grpc.StaticStreamWindowSize(streamWindow),
 		grpc.StaticConnWindowSize(connWindow),
-	)}, opts...)...)
+	}
+	inner := grpcserver.NewServer(append([]server.Option{grpcserver.Options(grpcOpts...)}, opts...)...)
 	d.server = inner
 	// The plugin's Stop waits for the requests counted here (server.Wait).
 	d.wg, _ = inner.Options().Context.Value("wait").(*sync.WaitGroup)
-	return &Server{Server: inner, d: d}
+	return &Server{Server: inner, d: d, grpcOpts: grpcOpts}
+}
+
+// Start serves with stream workers. grpc-go starts each call on a new
+// goroutine, whose small stack then grows (runtime.newstack) through the
+// wrappers, the handler and the handler's own calls: 14-19 % of hello's
+// CPU under load. Workers keep their grown stacks from call to call; a
+// call that finds every worker busy gets a goroutine of its own, as
+// without them: nothing ever waits for one.
+//
+// They are added here, to the grpc.Server the plugin serves with: it
+// builds a new one at every Init with options and never stops the one it
+// replaces, whose workers would wait for ever.
+func (s *Server) Start() error {
+	withWorkers := append(s.grpcOpts[:len(s.grpcOpts):len(s.grpcOpts)], grpc.NumStreamWorkers(streamWorkers))
+	if err := s.Server.Init(grpcserver.Options(withWorkers...)); err != nil {
+		return err
+	}
+	return s.Server.Start()
 }
 
 // streamWorkers is how many calls can run on a reused goroutine at once;
@@ -90,7 +102,8 @@ const (
 // dispatch table.
 type Server struct {
 	server.Server
-	d *dispatcher
+	d        *dispatcher
+	grpcOpts []grpc.ServerOption // but the workers: see Start
 }
 
 func (s *Server) Handle(h server.Handler) error {

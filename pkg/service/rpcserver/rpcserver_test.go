@@ -1,9 +1,12 @@
 package rpcserver_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"runtime"
 	"runtime/metrics"
 	"sync/atomic"
 	"testing"
@@ -20,6 +23,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/example/micro-starter/internal/poll"
 	"github.com/example/micro-starter/pkg/service/rpcserver"
 )
 
@@ -228,4 +232,52 @@ func goroutinesCreated() uint64 {
 	s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
 	metrics.Read(s)
 	return s[0].Value.Uint64()
+}
+
+// One server's worth of workers runs, however often the server is
+// initialised: the plugin builds a new grpc.Server at every Init with
+// options and never stops the one it replaces, so workers started with
+// each were left waiting for ever (a service Inits twice: 128 more
+// goroutines, each holding its stack).
+func TestOneSetOfWorkers(t *testing.T) {
+	if err := poll.Until(5*time.Second, 10*time.Millisecond, func() error {
+		if n := workerGoroutines(); n > 0 {
+			return fmt.Errorf("%d workers of other tests' servers still running", n)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	srv := rpcserver.NewServer(
+		server.Name("echo"),
+		server.Address("127.0.0.1:0"),
+		server.Registry(registry.NewMemoryRegistry()),
+		server.Broker(broker.NewMemoryBroker()),
+	)
+	if err := srv.Handle(srv.NewHandler(Echo{})); err != nil {
+		t.Fatal(err)
+	}
+	// As pkg/service does: metadata, then the listener.
+	if err := srv.Init(server.Metadata(map[string]string{"k": "v"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Init(server.Address("127.0.0.1:0")); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	const workers = 64 // rpcserver's streamWorkers
+	if n := workerGoroutines(); n != workers {
+		t.Errorf("%d worker goroutines, want %d", n, workers)
+	}
+}
+
+// workerGoroutines counts the goroutines waiting in or running grpc-go's
+// stream worker loop.
+func workerGoroutines() int {
+	buf := make([]byte, 4<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return bytes.Count(buf, []byte("google.golang.org/grpc.(*Server).serverWorker("))
 }

@@ -188,10 +188,11 @@ func (t *Tracing) incoming(ctx context.Context) metadata.Metadata {
 	return md
 }
 
-// metadataKey is go-micro's (unexported) context key of the metadata,
-// caught as its FromContext asks a context for it. TestIncomingMetadata
-// checks it still reads what FromContext does.
-func metadataKey() any {
+// MetadataKey is go-micro's (unexported) context key of the metadata,
+// caught as its FromContext asks a context for it, so that a hot path can
+// read the metadata in place: FromContext copies the map and re-cases every
+// key. TestIncomingMetadata checks it still reads what FromContext does.
+func MetadataKey() any {
 	var p keyProbe
 	metadata.FromContext(&p)
 	return p.key

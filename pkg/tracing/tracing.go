@@ -124,7 +124,7 @@ func Provider(tp trace.TracerProvider, shutdown func(context.Context) error) *Tr
 		tracer:   tp.Tracer(instrumentation),
 		shutdown: shutdown,
 		ratio:    1, // tp's sampler decides
-		mdKey:    metadataKey(),
+		mdKey:    MetadataKey(),
 		spanKey:  spanKey(),
 	}
 }

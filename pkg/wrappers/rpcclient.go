@@ -30,6 +30,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/protoadapt"
+
+	"github.com/example/micro-starter/pkg/tracing"
 )
 
 // rpcClient is the base client: go-micro's client.Client over grpc-go, with
@@ -59,6 +61,7 @@ type rpcClient struct {
 	call client.CallFunc
 
 	conns *connPool
+	mdKey any // go-micro's context key of the metadata (tracing.MetadataKey)
 }
 
 // newRPCClient makes the base client; tlsConfig nil: plaintext.
@@ -77,6 +80,7 @@ func newRPCClient(tlsConfig *tls.Config, opts ...client.Option) *rpcClient {
 		micro: grpcclient.NewClient(opts...),
 		opts:  options,
 		conns: newConnPool(creds, options.PoolTTL),
+		mdKey: tracing.MetadataKey(),
 	}
 	r.call = r.wrap(options.CallOptions.CallWrappers)
 	return r
@@ -233,8 +237,11 @@ func (r *rpcClient) attempt(ctx context.Context, node *registry.Node, req client
 	}
 	// The metadata as gRPC headers, one value per key in lower case, as
 	// the plugin sends it: one slice, which gRPC reads as it writes the
-	// headers.
-	if md, ok := metadata.FromContext(ctx); ok && len(md) > 0 {
+	// headers. Read in place: a handler's context holds the metadata it was
+	// called with, in gRPC's lower-case keys, and metadata.FromContext would
+	// copy it and re-case every key for ToLower to undo (two allocations per
+	// key per call).
+	if md, _ := ctx.Value(r.mdKey).(metadata.Metadata); len(md) > 0 {
 		kv := make([]string, 0, 2*len(md))
 	next:
 		for k, v := range md {

@@ -660,8 +660,9 @@ func TestAPIRequestID(t *testing.T) {
 }
 
 // The /hello answer is the JSON the map of its fields gave, and encoding
-// it takes at most the answer itself and, with -race, a buffer (the maps
-// took 14 allocations per request).
+// it takes a few allocations: the answer itself and, with -race, whose
+// sync.Pool drops a quarter of what is put back, now and then encoding/json's
+// buffer (seen: 3 in make test). The maps took 13-15.
 func TestHelloAnswerEncoding(t *testing.T) {
 	for _, rsp := range []*hellopb.GreetResponse{
 		{Message: "Hello, Ada Lovelace!", Instance: "hello-1", UserInstance: "user-3"},
@@ -677,8 +678,8 @@ func TestHelloAnswerEncoding(t *testing.T) {
 			t.Errorf("answer %s (%v), want %s", got, err, want)
 		}
 		enc := json.NewEncoder(io.Discard)
-		if allocs := testing.AllocsPerRun(100, func() { _ = enc.Encode(helloAnswer(rsp)) }); allocs > 2 {
-			t.Errorf("%.0f allocations to encode the answer, want at most 2", allocs)
+		if allocs := testing.AllocsPerRun(100, func() { _ = enc.Encode(helloAnswer(rsp)) }); allocs > 4 {
+			t.Errorf("%.0f allocations to encode the answer, want at most 4", allocs)
 		}
 	}
 }

@@ -330,85 +330,60 @@ func TestUnsampledCallCostsNothing(t *testing.T) {
 	}
 }
 
-// A handler reached without a traceparent (grpcurl, or a call of ours made
-// outside any request and not drawn) records no span, though its service
-// samples every root, and is its trace's root: its log lines name a new
-// trace, a span id of its own and the request, and its calls carry both
-// ids, not sampled (-00).
-func TestHandlerWithoutTraceparent(t *testing.T) {
-	tr, rec := recorded(t) // every root sampled
-	var logs bytes.Buffer
-	log := NewLogger(&logs, "json")
-	var sent metadata.Metadata
-	cl := tr.ClientWrapper()(&fakeClient{call: tr.CallWrapper()(func(ctx context.Context, _ *registry.Node, _ client.Request, _ interface{}, _ client.CallOptions) error {
-		sent, _ = metadata.FromContext(ctx)
-		return nil
-	}), nodes: []*registry.Node{{Id: "n"}}})
-	var handled trace.SpanContext
-	h := tr.HandlerWrapper()(func(ctx context.Context, _ server.Request, _ interface{}) error {
-		handled = trace.SpanContextFromContext(ctx)
-		log.InfoContext(ctx, "handled")
-		return cl.Call(ctx, fakeRequest{}, nil)
-	})
-	in := metadata.Metadata{"x-request-id": "req-1", "Remote": "127.0.0.1:1"} // as our gRPC server hands it over
-	if err := h(metadata.NewContext(context.Background(), in), fakeServerRequest{}, nil); err != nil {
-		t.Fatal(err)
-	}
-	if spans := rec.Ended(); len(spans) != 0 {
-		t.Errorf("%d spans recorded, want none: the first %q", len(spans), spans[0].Name())
-	}
-	if !handled.IsValid() || handled.IsSampled() {
-		t.Fatalf("handler's span context %v: want valid ids, not sampled", handled)
-	}
-	wantTP := "00-" + handled.TraceID().String() + "-" + handled.SpanID().String() + "-00"
-	if tp := getFold(sent, "traceparent"); tp != wantTP || getFold(sent, RequestIDHeader) != "req-1" {
-		t.Errorf("the handler's call sent %v, want the request id and traceparent %s", sent, wantTP)
-	}
-	checkLine(t, logs.Bytes(), handled, "req-1")
-}
-
-// A handler called with a traceparent not sampled (-00) records no span
-// and stays in its caller's trace: its log lines name the caller's trace
-// id, a span id of its own and the request, and its calls carry the trace
-// id and its span id as their parent, -00. Its service's own ratio plays
-// no part.
-func TestHandlerUnsampledTraceparent(t *testing.T) {
-	tr, rec := recorded(t) // every root sampled
-	var logs bytes.Buffer
-	log := NewLogger(&logs, "json")
-	var sent metadata.Metadata
-	cl := tr.ClientWrapper()(&fakeClient{call: tr.CallWrapper()(func(ctx context.Context, _ *registry.Node, _ client.Request, _ interface{}, _ client.CallOptions) error {
-		sent, _ = metadata.FromContext(ctx)
-		return nil
-	}), nodes: []*registry.Node{{Id: "n"}}})
-	var handled trace.SpanContext
-	h := tr.HandlerWrapper()(func(ctx context.Context, _ server.Request, _ interface{}) error {
-		handled = trace.SpanContextFromContext(ctx)
-		log.InfoContext(ctx, "handled")
-		return cl.Call(ctx, fakeRequest{}, nil)
-	})
+// A handler reached with a traceparent not sampled (-00), or without one
+// (grpcurl, or a call of ours made outside any request and not drawn),
+// records no span, though its service samples every root (its own ratio
+// plays no part). Its log lines name the trace (its caller's, or a new one
+// it is the root of), a span id of its own and the request, and its calls
+// carry the trace id and its span id as their parent, -00, once.
+func TestHandlerNotSampled(t *testing.T) {
 	const traceID, callerSpan = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
-	in := metadata.Metadata{"x-request-id": "req-1", "traceparent": "00-" + traceID + "-" + callerSpan + "-00"}
-	if err := h(metadata.NewContext(context.Background(), in), fakeServerRequest{}, nil); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name      string
+		in        metadata.Metadata // as our gRPC server hands it over
+		wantTrace string            // "": a new one
+	}{
+		{"no traceparent", metadata.Metadata{"x-request-id": "req-1", "Remote": "127.0.0.1:1"}, ""},
+		{"traceparent -00", metadata.Metadata{"x-request-id": "req-1", "traceparent": "00-" + traceID + "-" + callerSpan + "-00"}, traceID},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr, rec := recorded(t) // every root sampled
+			var logs bytes.Buffer
+			log := NewLogger(&logs, "json")
+			var sent metadata.Metadata
+			cl := tr.ClientWrapper()(&fakeClient{call: tr.CallWrapper()(func(ctx context.Context, _ *registry.Node, _ client.Request, _ interface{}, _ client.CallOptions) error {
+				sent, _ = metadata.FromContext(ctx)
+				return nil
+			}), nodes: []*registry.Node{{Id: "n"}}})
+			var handled trace.SpanContext
+			h := tr.HandlerWrapper()(func(ctx context.Context, _ server.Request, _ interface{}) error {
+				handled = trace.SpanContextFromContext(ctx)
+				log.InfoContext(ctx, "handled")
+				return cl.Call(ctx, fakeRequest{}, nil)
+			})
+			if err := h(metadata.NewContext(context.Background(), tc.in), fakeServerRequest{}, nil); err != nil {
+				t.Fatal(err)
+			}
+			if spans := rec.Ended(); len(spans) != 0 {
+				t.Errorf("%d spans recorded, want none: the first %q", len(spans), spans[0].Name())
+			}
+			if !handled.IsValid() || handled.IsSampled() || handled.SpanID().String() == callerSpan ||
+				(tc.wantTrace != "" && handled.TraceID().String() != tc.wantTrace) {
+				t.Fatalf("handler's span context %v: want trace %q (\"\": new), a span id of its own, not sampled", handled, tc.wantTrace)
+			}
+			wantTP := "00-" + handled.TraceID().String() + "-" + handled.SpanID().String() + "-00"
+			var tps []string
+			for k, v := range sent {
+				if strings.EqualFold(k, "traceparent") {
+					tps = append(tps, v)
+				}
+			}
+			if len(tps) != 1 || tps[0] != wantTP || getFold(sent, RequestIDHeader) != "req-1" {
+				t.Errorf("the handler's call sent %v, want the request id and one traceparent %s", sent, wantTP)
+			}
+			checkLine(t, logs.Bytes(), handled, "req-1")
+		})
 	}
-	if spans := rec.Ended(); len(spans) != 0 {
-		t.Errorf("%d spans recorded, want none: the first %q", len(spans), spans[0].Name())
-	}
-	if handled.TraceID().String() != traceID || !handled.SpanID().IsValid() || handled.SpanID().String() == callerSpan || handled.IsSampled() {
-		t.Fatalf("handler's span context %v: want trace %s, a span id of its own, not sampled", handled, traceID)
-	}
-	wantTP := "00-" + traceID + "-" + handled.SpanID().String() + "-00"
-	var tps []string
-	for k, v := range sent {
-		if strings.EqualFold(k, "traceparent") {
-			tps = append(tps, v)
-		}
-	}
-	if len(tps) != 1 || tps[0] != wantTP || getFold(sent, RequestIDHeader) != "req-1" {
-		t.Errorf("the handler's call sent %v, want the request id and one traceparent %s", sent, wantTP)
-	}
-	checkLine(t, logs.Bytes(), handled, "req-1")
 }
 
 // checkLine checks that the one JSON log line in logs names sc's trace and

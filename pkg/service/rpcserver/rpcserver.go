@@ -103,7 +103,7 @@ const (
 type Server struct {
 	server.Server
 	d        *dispatcher
-	grpcOpts []grpc.ServerOption // but the workers: see Start
+	grpcOpts []grpc.ServerOption // all but the workers (see Start)
 }
 
 func (s *Server) Handle(h server.Handler) error {

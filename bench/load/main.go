@@ -14,7 +14,9 @@
 //     OTLP/HTTP at the default --trace_sample_ratio (0.1);
 //   - ours-nometrics, ours-notracing, ours-trace100: the same with
 //     --metrics_address off, with no --otlp_endpoint, with every request
-//     traced: what metrics and tracing cost (issue 15).
+//     traced: what metrics and tracing cost (issue 15); ours-trace0: no
+//     request sampled, so only the ids every log line carries (a -00
+//     traceparent on every call) cost.
 //
 // Traces go to a receiver of their own (-otlp): `load sink`, which reads
 // and discards them, or Jaeger (bin/jaeger). Each service stack is
@@ -114,7 +116,7 @@ func subcommand(name string, args []string) error {
 }
 
 // allStacks is every stack, in the order tables list them.
-var allStacks = []string{"bare", "grpc", "plain", "ours", "ours-nometrics", "ours-notracing", "ours-trace100"}
+var allStacks = []string{"bare", "grpc", "plain", "ours", "ours-nometrics", "ours-notracing", "ours-trace0", "ours-trace100"}
 
 // oursArgs are the flags that make a variant of ours, given the receiver's
 // OTLP/HTTP URL; traced: it exports traces.
@@ -128,6 +130,8 @@ func oursArgs(mode, otlp string) (args []string, traced bool, err error) {
 		return args, true, nil
 	case "ours-trace100":
 		return []string{"--otlp_endpoint", otlp, "--trace_sample_ratio", "1"}, true, nil
+	case "ours-trace0":
+		return []string{"--otlp_endpoint", otlp, "--trace_sample_ratio", "0"}, true, nil
 	case "ours-notracing":
 		return nil, false, nil
 	}

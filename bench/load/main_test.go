@@ -83,7 +83,7 @@ func TestEveryStackMeasured(t *testing.T) {
 		allocs bool // its hops serve go_memstats_mallocs_total
 	}{
 		{"bare", true}, {"grpc", true}, {"plain", false}, {"ours", true},
-		{"ours-nometrics", false}, {"ours-notracing", true}, {"ours-trace100", true},
+		{"ours-nometrics", false}, {"ours-notracing", true}, {"ours-trace0", true}, {"ours-trace100", true},
 	} {
 		t.Run(tc.stack, func(t *testing.T) {
 			// | stack | median req/s | median p50 ms | median p99 ms | errors |

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -22,26 +20,11 @@ import (
 	userpb "github.com/example/micro-starter/services/user/proto"
 )
 
-// lockedLog is a log's output, written by handlers' goroutines and read by
-// the test.
-type lockedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// lines are the JSON log lines written so far.
-func (l *lockedLog) lines(tb testing.TB) []map[string]any {
+// jsonLines are the JSON log lines written to l so far.
+func jsonLines(tb testing.TB, l *servicetest.Log) []map[string]any {
 	tb.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []map[string]any
-	for _, s := range strings.Split(strings.TrimSpace(l.buf.String()), "\n") {
+	for _, s := range strings.Split(strings.TrimSpace(l.String()), "\n") {
 		if s == "" {
 			continue
 		}
@@ -72,7 +55,7 @@ func collector(tb testing.TB) (url string, exports *atomic.Int32) {
 type chainHop struct {
 	svc     *service.Service
 	log     *slog.Logger
-	out     *lockedLog
+	out     *servicetest.Log
 	exports *atomic.Int32
 }
 
@@ -89,7 +72,7 @@ func newHop(tb testing.TB, name string, ratio float64) *chainHop {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	out := &lockedLog{}
+	out := &servicetest.Log{}
 	return &chainHop{svc: svc, log: tracing.NewLogger(out, "json"), out: out, exports: exports}
 }
 
@@ -173,7 +156,7 @@ func checkChainLogs(t *testing.T, requestID string, hops map[string]*chainHop) (
 	t.Helper()
 	spanIDs := map[string]string{}
 	for name, h := range hops {
-		lines := h.out.lines(t)
+		lines := jsonLines(t, h.out)
 		if len(lines) == 0 {
 			t.Fatalf("%s logged nothing", name)
 		}

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	merrors "go-micro.dev/v4/errors"
@@ -19,24 +17,6 @@ import (
 	"github.com/example/micro-starter/pkg/tracing"
 	hellopb "github.com/example/micro-starter/services/hello/proto"
 )
-
-// syncBuffer is a log the server's goroutines and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestHandlerLogCarriesIDs: served as main serves it, with tracing on and
 // JSON logs, Greet's line about a failed user lookup carries the trace id
@@ -50,7 +30,7 @@ func TestHandlerLogCarriesIDs(t *testing.T) {
 	cfg.ServerAddress = "127.0.0.1:0"
 	cfg.Drain = 0
 	cfg.Tracing.OTLPEndpoint = collector.URL
-	var logs syncBuffer
+	var logs servicetest.Log
 	log := tracing.NewLogger(&logs, "json")
 	svc, err := service.New(cfg, log)
 	if err != nil {

@@ -215,6 +215,24 @@ func (o *Output) String() string {
 	return o.buf.String()
 }
 
+// Log is a log that a service's goroutines write and its test reads.
+type Log struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *Log) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *Log) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
 // MustRun runs svc until the test ends, as a service's run does after its
 // wiring, and returns once the instance has registered. At the end it
 // stops svc and checks that Run returned nil.

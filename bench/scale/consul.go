@@ -110,7 +110,7 @@ func startRegistry(dir, name, bin string, maxConns int) (*server, error) {
 		"-bind", "127.0.0.1", "-client", "127.0.0.1",
 		"-http-port", strconv.Itoa(ports[0]), "-dns-port", strconv.Itoa(ports[4]), "-grpc-port", "-1",
 		"-serf-lan-port", strconv.Itoa(ports[1]), "-serf-wan-port", strconv.Itoa(ports[2]),
-		"-server-port", strconv.Itoa(ports[3]),
+		"-server-port", strconv.Itoa(ports[3]), "-hcl", "disable_update_check = true",
 		"-hcl", fmt.Sprintf("limits { http_max_conns_per_client = %d }", maxConns))
 	if err != nil {
 		return nil, err

@@ -154,7 +154,8 @@ func TestInitLocksTheRegistriesDown(t *testing.T) {
 	stack.MustStart(t, "consul", consulPath, "agent", "-dev", "-node", "stackinit",
 		"-bind", "127.0.0.1", "-client", "127.0.0.1", "-config-file", filepath.Join(dir, "consul-acl.json"),
 		"-http-port", strconv.Itoa(ports[0]), "-dns-port", strconv.Itoa(ports[4]), "-grpc-port", "-1",
-		"-serf-lan-port", strconv.Itoa(ports[1]), "-serf-wan-port", strconv.Itoa(ports[2]), "-server-port", strconv.Itoa(ports[3]))
+		"-serf-lan-port", strconv.Itoa(ports[1]), "-serf-wan-port", strconv.Itoa(ports[2]), "-server-port", strconv.Itoa(ports[3]),
+		"-hcl", "disable_update_check = true")
 	etcd := stack.MustStartRegistry(t, "etcd")
 
 	for range 2 {

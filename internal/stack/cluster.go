@@ -52,6 +52,10 @@ type Member struct {
 // to them, each with its data in a directory under dir and every port on
 // 127.0.0.1, and returns once every member answers and a leader is elected.
 // The binaries are bin/name, or name on PATH if bin is empty.
+//
+// A member that exits while the cluster forms (a port picked free and
+// taken meanwhile by another test's process: seen in CI) fails the try at
+// once; the cluster is started again on new ports, up to three times.
 func StartCluster(dir, name, bin string) (*Cluster, error) {
 	path := filepath.Join(bin, name)
 	if bin == "" {
@@ -60,6 +64,18 @@ func StartCluster(dir, name, bin string) (*Cluster, error) {
 			return nil, fmt.Errorf("%s not on PATH: run make tools and put bin/ on PATH (make test does)", name)
 		}
 	}
+	for try := 1; ; try++ {
+		c, err := startCluster(dir, name, path)
+		if err == nil || try == 3 || !errors.Is(err, errMemberExited) {
+			return c, err
+		}
+	}
+}
+
+// errMemberExited: a member's process ended while its cluster formed.
+var errMemberExited = errors.New("member exited")
+
+func startCluster(dir, name, path string) (*Cluster, error) {
 	c := &Cluster{dir: dir}
 	var err error
 	switch name {
@@ -91,7 +107,15 @@ func StartCluster(dir, name, bin string) (*Cluster, error) {
 		c.Close()
 		return nil, err
 	}
-	if err := poll.Until(60*time.Second, 50*time.Millisecond, c.ready); err != nil {
+	formed := func() error {
+		for _, m := range c.all() {
+			if m.exited() {
+				return poll.Final(fmt.Errorf("%w: %s: %v", errMemberExited, m.Name, m.process().Err()))
+			}
+		}
+		return c.ready()
+	}
+	if err := poll.Until(60*time.Second, 50*time.Millisecond, formed); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("%s cluster not ready: %w\n%s", name, err, c.tails())
 	}
@@ -167,7 +191,9 @@ func (c *Cluster) setUpConsul(path string) error {
 			"-bind", "127.0.0.1", "-client", "127.0.0.1",
 			"-http-port", strconv.Itoa(p[0]), "-dns-port", "-1", "-grpc-port", "-1",
 			"-serf-lan-port", strconv.Itoa(p[1]), "-serf-wan-port", strconv.Itoa(p[2]),
-			"-server-port", strconv.Itoa(p[3])}
+			"-server-port", strconv.Itoa(p[3]),
+			// Loopback only: no call to HashiCorp's update service.
+			"-hcl", "disable_update_check = true"}
 		m.args = append(m.args, joins...)
 		if i < 3 {
 			// raft_multiplier 1: the timing HashiCorp recommends for

@@ -96,7 +96,8 @@ func StartRegistry(dir, name, bin string, opts ...Option) (*Registry, error) {
 			"-bind", "127.0.0.1", "-client", "127.0.0.1",
 			"-http-port", strconv.Itoa(ports[0]), "-dns-port", strconv.Itoa(ports[4]), "-grpc-port", "-1",
 			"-serf-lan-port", strconv.Itoa(ports[1]), "-serf-wan-port", strconv.Itoa(ports[2]),
-			"-server-port", strconv.Itoa(ports[3])}
+			"-server-port", strconv.Itoa(ports[3]),
+			"-hcl", "disable_update_check = true"} // loopback only
 		if r.opts.secret != "" {
 			// The agent's own token is the management one too: with none,
 			// default deny blocks the agent's updates of its node.

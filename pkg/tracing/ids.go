@@ -100,9 +100,9 @@ func (t *Tracing) unsampled(ctx context.Context, md metadata.Metadata, id string
 	}
 	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: newSpanID()})
 	if md == nil {
-		ctx = metadata.NewContext(ctx, metadata.Metadata{traceparentHeader: Traceparent(sc)})
+		ctx = metadata.NewContext(ctx, metadata.Metadata{TraceparentHeader: Traceparent(sc)})
 	} else {
-		setFold(md, traceparentHeader, Traceparent(sc))
+		setFold(md, TraceparentHeader, Traceparent(sc))
 	}
 	return t.withRequest(ctx, id, sc)
 }

@@ -103,7 +103,7 @@ func (t *Tracing) HandlerWrapper() server.HandlerWrapper {
 			}
 			// Always a request's context when tracing: its calls start no
 			// trace of their own (Tracing.traces).
-			parent, _ := parseTraceparent(getFold(md, traceparentHeader))
+			parent, _ := parseTraceparent(getFold(md, TraceparentHeader))
 			if !parent.IsSampled() {
 				return next(t.unsampled(ctx, md, id, parent.TraceID()), req, rsp)
 			}
@@ -119,10 +119,10 @@ func (t *Tracing) HandlerWrapper() server.HandlerWrapper {
 	}
 }
 
-// traceparentHeader and tracestateHeader name the W3C trace context in
-// go-micro metadata.
+// TraceparentHeader and tracestateHeader name the W3C trace context in
+// go-micro metadata (the gateway writes a request's -00 traceparent).
 const (
-	traceparentHeader = "traceparent"
+	TraceparentHeader = "traceparent"
 	tracestateHeader  = "tracestate"
 )
 
@@ -134,12 +134,12 @@ func (t *Tracing) inject(ctx context.Context) context.Context {
 	in, _ := ctx.Value(t.mdKey).(metadata.Metadata)
 	md := make(metadata.Metadata, len(in)+1)
 	for k, v := range in {
-		if !strings.EqualFold(k, traceparentHeader) && !strings.EqualFold(k, tracestateHeader) {
+		if !strings.EqualFold(k, TraceparentHeader) && !strings.EqualFold(k, tracestateHeader) {
 			md[k] = v
 		}
 	}
 	sc := trace.SpanContextFromContext(ctx)
-	md[traceparentHeader] = Traceparent(sc)
+	md[TraceparentHeader] = Traceparent(sc)
 	if sc.TraceState().Len() > 0 {
 		md[tracestateHeader] = sc.TraceState().String()
 	}

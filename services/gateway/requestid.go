@@ -42,13 +42,10 @@ func withRequestID(ctx context.Context, id string) context.Context {
 	}
 	md[requestIDHeader] = id
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && !sc.IsSampled() {
-		md[traceparentHeader] = tracing.Traceparent(sc)
+		md[tracing.TraceparentHeader] = tracing.Traceparent(sc)
 	}
 	return tracing.WithRequestID(metadata.NewContext(ctx, md), id)
 }
-
-// traceparentHeader names the W3C trace context in go-micro metadata.
-const traceparentHeader = "traceparent"
 
 // requestID is the id withRequestID kept in ctx.
 func requestID(ctx context.Context) string {

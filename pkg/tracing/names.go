@@ -1,6 +1,7 @@
 package tracing
 
 import (
+	"maps"
 	"sync"
 	"sync/atomic"
 )
@@ -37,20 +38,10 @@ func (n *names) get(service, endpoint string) spanNames {
 	if old != nil && len(*old) >= maxNames {
 		return s
 	}
-	m := make(map[[2]string]spanNames, 1+lenOf(old))
+	m := map[[2]string]spanNames{key: s}
 	if old != nil {
-		for k, v := range *old {
-			m[k] = v
-		}
+		maps.Copy(m, *old)
 	}
-	m[key] = s
 	n.m.Store(&m)
 	return s
-}
-
-func lenOf(m *map[[2]string]spanNames) int {
-	if m == nil {
-		return 0
-	}
-	return len(*m)
 }

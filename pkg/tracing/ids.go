@@ -85,23 +85,53 @@ func Traceparent(sc trace.SpanContext) string {
 	return string(b[:])
 }
 
+// TraceIDOf is the trace id that the request id id names: its 32 hex
+// digits, or its 16 after 16 zeros (a 64-bit id padded as W3C trace
+// context says); ok is false for any other id, or an all-zero one. A
+// request not sampled takes it as its trace id (WithRootRequestID, the
+// gateway), so that its calls need carry only the request id: every
+// service called derives the same trace id from it (HandlerWrapper),
+// where a -00 traceparent beside it made a second value, new on every
+// call, for gRPC to code and every hop to parse.
+func TraceIDOf(id string) (tid trace.TraceID, ok bool) {
+	switch len(id) {
+	case 32:
+		_, err := hex.Decode(tid[:], []byte(id))
+		ok = err == nil
+	case 16:
+		_, err := hex.Decode(tid[8:], []byte(id))
+		ok = err == nil
+	}
+	return tid, ok && tid.IsValid()
+}
+
 // unsampled is ctx for a handler whose request is not sampled: in the
-// trace of tid (its caller's; a new one, whose root the handler is, when
-// the caller sent none), under a span id of its own, which the calls it
-// makes carry as their parent (flags 00). The traceparent is written into
+// trace of tid (its caller's), or else the trace its request id names
+// (TraceIDOf), or else a new one whose root the handler is; under a span
+// id of its own, which the calls it makes carry as their parent (flags 00)
+// when the trace is not the request id's. That traceparent is written into
 // the incoming metadata, in place: go-micro's client sends that metadata
 // on with every call made with ctx, so this costs one string per request
 // where a copy of the metadata per call would cost several allocations.
 // The metadata is this request's alone (the server makes it per request)
-// and is written before the handler runs.
+// and is written before the handler runs. A trace named by the request
+// id needs none: the request id goes on with every call.
 func (t *Tracing) unsampled(ctx context.Context, md metadata.Metadata, id string, tid trace.TraceID) context.Context {
+	pass := true // the calls made need a traceparent to share the trace
 	if !tid.IsValid() {
-		tid = newTraceID()
+		var ok bool
+		if tid, ok = TraceIDOf(id); ok {
+			pass = false
+		} else {
+			tid = newTraceID()
+		}
 	}
 	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: newSpanID()})
-	if md == nil {
+	switch {
+	case !pass:
+	case md == nil:
 		ctx = metadata.NewContext(ctx, metadata.Metadata{TraceparentHeader: Traceparent(sc)})
-	} else {
+	default:
 		setFold(md, TraceparentHeader, Traceparent(sc))
 	}
 	return t.withRequest(ctx, id, sc)

@@ -31,6 +31,26 @@ func (t *Tracing) WithUnsampled(ctx context.Context, id string, sc trace.SpanCon
 	return t.withRequest(ctx, id, sc)
 }
 
+// WithRootRequestID is WithRequestID where a request enters and its id is
+// made (the gateway), under WithUnsampled: a request not sampled takes the
+// trace id its request id names (TraceIDOf), keeping its span id, so that
+// the calls made for it carry the request id alone (not a -00 traceparent
+// too) and the services called still log the same trace id. A sampled
+// request, or an id that names no trace, keeps the trace it is in.
+func WithRootRequestID(ctx context.Context, id string) context.Context {
+	r, ok := ctx.Value(requestIDKey{}).(*requestCtx)
+	if !ok {
+		return WithRequestID(ctx, id)
+	}
+	sc := r.span.sc
+	tid, named := TraceIDOf(id)
+	if !sc.IsValid() || sc.IsSampled() || sc.IsRemote() || !named {
+		return WithRequestID(ctx, id)
+	}
+	sc = trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sc.SpanID()})
+	return &requestCtx{Context: ctx, id: id, span: idSpan{sc: sc}, spanKey: r.spanKey}
+}
+
 // withRequest keeps the request id and sc, the span context the request is
 // in (its own not sampled, or a sampled caller's: HandlerWrapper).
 func (t *Tracing) withRequest(ctx context.Context, id string, sc trace.SpanContext) context.Context {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -338,13 +339,19 @@ func TestUnsampledCallCostsNothing(t *testing.T) {
 // carry the trace id and its span id as their parent, -00, once.
 func TestHandlerNotSampled(t *testing.T) {
 	const traceID, callerSpan = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+	const named = "0123456789abcdef" // a request id that names a trace (TraceIDOf)
 	for _, tc := range []struct {
 		name      string
 		in        metadata.Metadata // as our gRPC server hands it over
 		wantTrace string            // "": a new one
+		// wantTP: the handler's calls carry a traceparent; without one
+		// the request id alone names the trace.
+		wantTP bool
 	}{
-		{"no traceparent", metadata.Metadata{"x-request-id": "req-1", "Remote": "127.0.0.1:1"}, ""},
-		{"traceparent -00", metadata.Metadata{"x-request-id": "req-1", "traceparent": "00-" + traceID + "-" + callerSpan + "-00"}, traceID},
+		{"no traceparent", metadata.Metadata{"x-request-id": "req-1", "Remote": "127.0.0.1:1"}, "", true},
+		{"traceparent -00", metadata.Metadata{"x-request-id": "req-1", "traceparent": "00-" + traceID + "-" + callerSpan + "-00"}, traceID, true},
+		{"request id naming the trace", metadata.Metadata{"x-request-id": named, "Remote": "127.0.0.1:1"}, "0000000000000000" + named, false},
+		{"traceparent -00 beside a request id naming another", metadata.Metadata{"x-request-id": named, "traceparent": "00-" + traceID + "-" + callerSpan + "-00"}, traceID, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tr, rec := recorded(t) // every root sampled
@@ -371,17 +378,21 @@ func TestHandlerNotSampled(t *testing.T) {
 				(tc.wantTrace != "" && handled.TraceID().String() != tc.wantTrace) {
 				t.Fatalf("handler's span context %v: want trace %q (\"\": new), a span id of its own, not sampled", handled, tc.wantTrace)
 			}
-			wantTP := "00-" + handled.TraceID().String() + "-" + handled.SpanID().String() + "-00"
+			var want []string
+			if tc.wantTP {
+				want = []string{"00-" + handled.TraceID().String() + "-" + handled.SpanID().String() + "-00"}
+			}
 			var tps []string
 			for k, v := range sent {
 				if strings.EqualFold(k, "traceparent") {
 					tps = append(tps, v)
 				}
 			}
-			if len(tps) != 1 || tps[0] != wantTP || getFold(sent, RequestIDHeader) != "req-1" {
-				t.Errorf("the handler's call sent %v, want the request id and one traceparent %s", sent, wantTP)
+			id := getFold(tc.in, RequestIDHeader)
+			if !slices.Equal(tps, want) || getFold(sent, RequestIDHeader) != id {
+				t.Errorf("the handler's call sent %v, want the request id %s and traceparents %q", sent, id, want)
 			}
-			checkLine(t, logs.Bytes(), handled, "req-1")
+			checkLine(t, logs.Bytes(), handled, id)
 		})
 	}
 }
@@ -401,8 +412,8 @@ func checkLine(t *testing.T, logs []byte, sc trace.SpanContext, requestID string
 
 // A handler's wrapper costs at most the request id it keeps with tracing
 // off; with tracing on and the call not sampled, that context (holding the
-// ids too) and the traceparent its calls send: no span, no copy of the
-// metadata.
+// ids too) and, unless the request id names the trace, the traceparent its
+// calls send: no span, no copy of the metadata.
 func TestUnsampledHandlerCost(t *testing.T) {
 	off, err := New(DefaultConfig(), "user")
 	if err != nil {
@@ -414,23 +425,26 @@ func TestUnsampledHandlerCost(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = on.Shutdown(context.Background()) })
 	for _, tc := range []struct {
-		name        string
+		name, id    string
 		tr          *Tracing
 		traceparent string
 		want        float64
 	}{
-		{"off", off, "", 1},
-		{"no traceparent", on, "", 2},
-		{"traceparent not sampled", on, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00", 2},
+		{"off", "r", off, "", 1},
+		{"no traceparent", "r", on, "", 2},
+		{"traceparent not sampled", "r", on, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00", 2},
+		// The request id names the trace (TraceIDOf): no traceparent to write.
+		{"request id naming the trace", "0123456789abcdef", on, "", 1},
 	} {
+		id := tc.id
 		var bad string
 		h := tc.tr.HandlerWrapper()(func(ctx context.Context, _ server.Request, _ interface{}) error {
-			if sc := trace.SpanContextFromContext(ctx); sc.IsValid() == tc.tr.Off() || sc.IsSampled() || RequestID(ctx) != "r" {
+			if sc := trace.SpanContextFromContext(ctx); sc.IsValid() == tc.tr.Off() || sc.IsSampled() || RequestID(ctx) != id {
 				bad = "wrong context"
 			}
 			return nil
 		})
-		md := metadata.Metadata{"x-request-id": "r", "Remote": "127.0.0.1:1"}
+		md := metadata.Metadata{"x-request-id": id, "Remote": "127.0.0.1:1"}
 		if tc.traceparent != "" {
 			md["traceparent"] = tc.traceparent
 		}
@@ -439,7 +453,7 @@ func TestUnsampledHandlerCost(t *testing.T) {
 			t.Errorf("%s: %.0f allocations per request, want at most %.0f", tc.name, allocs, tc.want)
 		}
 		if bad != "" {
-			t.Errorf("%s: handler's context: want a request id r and, tracing on, ids not sampled", tc.name)
+			t.Errorf("%s: handler's context: want the request id %s and, tracing on, ids not sampled", tc.name, id)
 		}
 	}
 }
@@ -617,5 +631,54 @@ func TestNames(t *testing.T) {
 	}
 	if got := n.get("svc", "beyond"); got.span != "svc.beyond" {
 		t.Errorf("past the bound: names %+v", got)
+	}
+}
+
+// A request id of 16 or 32 hex digits names a trace id; any other, none.
+func TestTraceIDOf(t *testing.T) {
+	for _, tc := range []struct {
+		id, want string // want "": none
+	}{
+		{"0123456789abcdef", "00000000000000000123456789abcdef"},
+		{"0af7651916cd43dd8448eb211c80319c", "0af7651916cd43dd8448eb211c80319c"},
+		{"0AF7651916CD43DD8448EB211C80319C", "0af7651916cd43dd8448eb211c80319c"},
+		{"0000000000000000", ""},
+		{"00000000000000000000000000000000", ""},
+		{"0123456789abcdeg", ""},
+		{"req-1", ""},
+		{"", ""},
+		{"0123456789abcdef0", ""},
+	} {
+		tid, ok := TraceIDOf(tc.id)
+		if got := map[bool]string{true: tid.String()}[ok]; got != tc.want {
+			t.Errorf("TraceIDOf(%q) = %q, %v; want %q", tc.id, tid, ok, tc.want)
+		}
+	}
+}
+
+// Where a request enters, one not sampled takes the trace id its request
+// id names, keeping its span id; a sampled one, or an id naming no trace,
+// keeps its trace; outside any request the id is only kept.
+func TestWithRootRequestID(t *testing.T) {
+	tr, _ := recorded(t)
+	root := NewUnsampledRoot()
+	const id = "0123456789abcdef"
+	ctx := WithRootRequestID(tr.WithUnsampled(context.Background(), "", root), id)
+	if sc := trace.SpanContextFromContext(ctx); sc.TraceID().String() != "0000000000000000"+id || sc.SpanID() != root.SpanID() || sc.IsSampled() || RequestID(ctx) != id {
+		t.Errorf("not sampled: span context %v, request id %q; want trace 0000000000000000%s, span %v, not sampled", sc, RequestID(ctx), id, root.SpanID())
+	}
+	if ctx := WithRootRequestID(tr.WithUnsampled(context.Background(), "", root), "req-1"); !trace.SpanContextFromContext(ctx).Equal(root) || RequestID(ctx) != "req-1" {
+		t.Errorf("an id naming no trace: span context %v, want %v", trace.SpanContextFromContext(ctx), root)
+	}
+	sampledCtx, span := tr.Tracer().Start(context.Background(), "root")
+	defer span.End()
+	if sc := trace.SpanContextFromContext(WithRootRequestID(sampledCtx, id)); !sc.Equal(span.SpanContext()) {
+		t.Errorf("sampled: span context %v, want the span's %v", sc, span.SpanContext())
+	}
+	if ctx := WithRootRequestID(context.Background(), id); trace.SpanContextFromContext(ctx).IsValid() || RequestID(ctx) != id {
+		t.Errorf("outside a request: span context %v, request id %q; want none and %s", trace.SpanContextFromContext(ctx), RequestID(ctx), id)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = WithRootRequestID(tr.WithUnsampled(context.Background(), "", root), id) }); n > 2 {
+		t.Errorf("%.0f allocations, want at most 2 (the two contexts)", n)
 	}
 }

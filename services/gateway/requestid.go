@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 
 	"go-micro.dev/v4/metadata"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/example/micro-starter/pkg/tracing"
 )
@@ -32,19 +31,17 @@ func newRequestID() string {
 
 // withRequestID keeps id in ctx as go-micro metadata, so that every call
 // made with ctx carries it to the service called, and for the gateway's own
-// log lines. A request not sampled (traced) has its -00 traceparent there
-// too, once for all its calls; a sampled one's is each attempt's own
-// (tracing.CallWrapper).
+// log lines. A request not sampled (traced) takes the trace id its request
+// id names (tracing.WithRootRequestID): the services called derive the same
+// from the request id, so its calls carry no traceparent; a sampled one's
+// is each attempt's own (tracing.CallWrapper).
 func withRequestID(ctx context.Context, id string) context.Context {
 	md, _ := metadata.FromContext(ctx) // a copy
 	if md == nil {
 		md = metadata.Metadata{}
 	}
 	md[requestIDHeader] = id
-	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && !sc.IsSampled() {
-		md[tracing.TraceparentHeader] = tracing.Traceparent(sc)
-	}
-	return tracing.WithRequestID(metadata.NewContext(ctx, md), id)
+	return tracing.WithRootRequestID(metadata.NewContext(ctx, md), id)
 }
 
 // requestID is the id withRequestID kept in ctx.

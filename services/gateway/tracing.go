@@ -13,10 +13,11 @@ import (
 // traced spans each HTTP request sampled (--trace_sample_ratio): the root
 // of the trace of every call made for it. A request not sampled gets no
 // span but a trace id and span id of its own (tracing.NewUnsampledRoot),
-// which its log lines name and its calls carry as a -00 traceparent
-// (withRequestID), so that the services called log the same trace id and
-// record nothing either (tracing.HandlerWrapper). A trace context sent by
-// the client is ignored, as its request id is (requestid.go): the
+// the trace id then being the one its request id names (withRequestID):
+// its calls carry the request id alone, from which the services called
+// derive and log the same trace id, recording nothing either
+// (tracing.HandlerWrapper). A trace context sent by the client is
+// ignored, as its request id is (requestid.go): the
 // gateway's callers are anonymous, and a parent they chose would let them
 // decide what is sampled. The API names the span after its route
 // (API.Handler); the request id is an attribute, so a 5xx answer's id finds

@@ -102,9 +102,10 @@ func TestTracedRequest(t *testing.T) {
 }
 
 // A request the ratio does not draw gets no span but ids of its own: its
-// calls go out in a new trace, not sampled, with its request id and a -00
-// traceparent naming that trace and the request's span id; its log lines
-// name the trace, the span and the request; nothing reaches the collector.
+// calls go out in the trace its request id names (tracing.TraceIDOf), not
+// sampled, with its request id alone (the services called derive the same
+// trace id from it; no -00 traceparent); its log lines name the trace, the
+// span and the request; nothing reaches the collector.
 func TestUnsampledRequest(t *testing.T) {
 	var posts atomic.Int32
 	collector := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
@@ -127,12 +128,12 @@ func TestUnsampledRequest(t *testing.T) {
 		t.Fatalf("status %d, want 502: %s", w.Code, w.Body)
 	}
 	sc := hello.span
-	if !sc.IsValid() || sc.IsSampled() || sc.TraceID().String() == "0af7651916cd43dd8448eb211c80319c" {
-		t.Fatalf("hello called in %v: want a new trace, not sampled", sc)
-	}
 	id := w.Header().Get(requestIDHeader)
-	if tp, want := hello.md["Traceparent"], "00-"+sc.TraceID().String()+"-"+sc.SpanID().String()+"-00"; tp != want || hello.md[requestIDHeader] != id {
-		t.Errorf("hello called with metadata %v, want traceparent %s and request id %s", hello.md, want, id)
+	if !sc.IsValid() || sc.IsSampled() || sc.TraceID().String() != "0000000000000000"+id {
+		t.Fatalf("hello called in %v: want trace 0000000000000000%s, not sampled", sc, id)
+	}
+	if _, tp := hello.md["Traceparent"]; tp || hello.md[requestIDHeader] != id {
+		t.Errorf("hello called with metadata %v, want request id %s and no traceparent", hello.md, id)
 	}
 	for _, want := range []string{`"trace_id":"` + sc.TraceID().String() + `"`, `"span_id":"` + sc.SpanID().String() + `"`, `"request_id":"` + id + `"`} {
 		if !strings.Contains(logs.String(), want) {

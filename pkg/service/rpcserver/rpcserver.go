@@ -26,10 +26,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	grpcserver "github.com/go-micro/plugins/v4/server/grpc"
 	"go-micro.dev/v4/codec"
+	frame "go-micro.dev/v4/codec/bytes"
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/logger"
 	meta "go-micro.dev/v4/metadata"
@@ -37,19 +39,28 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
 	gmetadata "google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/protoadapt"
+
+	"github.com/example/micro-starter/pkg/tracing"
 )
 
 // NewServer is go-micro's gRPC server with opts, its unary calls
 // dispatched here. Its grpc-go options are ours: a grpcserver.Options
 // among opts holds until Start, which sets them again.
 func NewServer(opts ...server.Option) server.Server {
-	d := &dispatcher{services: map[string]map[string]*method{}}
+	d := &dispatcher{services: map[string]map[string]*method{}, mdKey: tracing.MetadataKey()}
 	grpcOpts := []grpc.ServerOption{
 		grpc.UnknownServiceHandler(d.handle),
+		grpc.InTapHandle(d.tap),
+		// Messages reach handle as gRPC read them, and leave as handle
+		// encoded them (rawCodec): no bridge to the plugin's codecs and no
+		// copy of each request per call.
+		grpc.ForceServerCodecV2(rawCodec{}),
 		// Fixed flow-control windows: with the default (dynamic) ones
 		// grpc-go pings the peer to measure bandwidth at every burst of
 		// data, that is, at nearly every call when calls are sparse.
@@ -132,8 +143,10 @@ func (s *Server) Deregister() error {
 }
 
 type dispatcher struct {
-	server server.Server
-	wg     *sync.WaitGroup
+	server  server.Server
+	wg      *sync.WaitGroup
+	mdKey   any // go-micro's context key of the metadata (tracing.MetadataKey)
+	remotes remotes
 
 	mu       sync.RWMutex
 	services map[string]map[string]*method // Go type name -> method name -> method
@@ -254,19 +267,80 @@ func (d *dispatcher) handle(_ any, stream grpc.ServerStream) error {
 		return status.Errorf(codes.Unimplemented, "unknown service %s.%s", svc, name)
 	}
 
-	// The metadata as go-micro's: one value per key, the plugin's own
-	// headers removed, the caller's address as Remote.
+	// The metadata as go-micro's (see tap), made by tap as the call
+	// arrived, or here for a call tap left alone.
 	sctx := stream.Context()
+	ctx, ct := sctx, ""
+	if md, ok := sctx.Value(d.mdKey).(meta.Metadata); ok {
+		ct = md["content-type"] // tap made it only with one
+	} else {
+		var cancel context.CancelFunc
+		ctx, ct, cancel = d.withMetadata(sctx)
+		if cancel != nil {
+			defer cancel()
+		}
+	}
+
+	req := &request{service: d.server.Options().Name, contentType: ct, method: m}
+	c, err := codecOf(ct)
+	if err != nil {
+		return status.Error(codes.Internal, err.Error())
+	}
+	argp := reflect.New(m.arg)
+	if err := req.decode(stream, c, argp.Interface()); err != nil {
+		return err
+	}
+	req.arg = argp
+	if !m.argPtr {
+		req.arg = argp.Elem()
+	}
+	reply := reflect.New(m.reply).Interface()
+	if err := d.handler()(ctx, req, reply); err != nil {
+		return errorStatus(err)
+	}
+	if err := req.out.encode(c, reply); err != nil {
+		return status.Errorf(codes.Internal, "grpc: error while marshaling: %v", err.Error())
+	}
+	return stream.SendMsg(&req.out)
+}
+
+// tap makes a call's go-micro metadata from its headers as gRPC has just
+// read them: gRPC's metadata.FromIncomingContext, which handle would
+// otherwise read them through, copies the map and every value (6
+// allocations a call). The metadata is go-micro's: one value per key, the
+// plugin's own headers removed, the caller's address as Remote. A call
+// with the plugin's "timeout" header (a plain go-micro client's) is left to
+// handle, which applies it.
+func (d *dispatcher) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	h := info.Header
+	if _, ok := h["timeout"]; ok {
+		return ctx, nil
+	}
+	if _, ok := h["content-type"]; !ok {
+		return ctx, nil
+	}
+	md := make(meta.Metadata, len(h)+1)
+	for k, v := range h {
+		if k == "x-content-type" {
+			continue
+		}
+		md[k] = joined(v)
+	}
+	if p, ok := peer.FromContext(ctx); ok {
+		md["Remote"] = d.remotes.of(p)
+	}
+	return meta.NewContext(ctx, md), nil
+}
+
+// withMetadata is sctx with the go-micro metadata of a call tap left
+// alone, and the plugin's timeout applied (cancel, if not nil, ends it);
+// ct is the call's content type.
+func (d *dispatcher) withMetadata(sctx context.Context) (ctx context.Context, ct string, cancel context.CancelFunc) {
 	gmd, _ := gmetadata.FromIncomingContext(sctx)
 	md := make(meta.Metadata, len(gmd)+1)
 	ct, timeout := "application/grpc", ""
 	for k, v := range gmd {
-		var s string
-		if len(v) == 1 {
-			s = v[0]
-		} else {
-			s = strings.Join(v, ", ")
-		}
+		s := joined(v)
 		switch k {
 		case "timeout":
 			timeout = s
@@ -282,31 +356,22 @@ func (d *dispatcher) handle(_ any, stream grpc.ServerStream) error {
 		md[k] = s
 	}
 	if p, ok := peer.FromContext(sctx); ok {
-		md["Remote"] = p.Addr.String()
+		md["Remote"] = d.remotes.of(p)
 	}
-	ctx := meta.NewContext(sctx, md)
+	ctx = meta.NewContext(sctx, md)
 	if timeout != "" {
 		if n, err := strconv.ParseUint(timeout, 10, 64); err == nil {
-			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, time.Duration(n))
-			defer cancel()
 		}
 	}
+	return ctx, ct, cancel
+}
 
-	argp := reflect.New(m.arg)
-	if err := stream.RecvMsg(argp.Interface()); err != nil {
-		return err
+func joined(v []string) string {
+	if len(v) == 1 {
+		return v[0]
 	}
-	arg := argp
-	if !m.argPtr {
-		arg = argp.Elem()
-	}
-	reply := reflect.New(m.reply).Interface()
-	req := &request{service: d.server.Options().Name, contentType: ct, method: m, arg: arg}
-	if err := d.handler()(ctx, req, reply); err != nil {
-		return errorStatus(err)
-	}
-	return stream.SendMsg(reply)
+	return strings.Join(v, ", ")
 }
 
 // call is the innermost handler: the method itself, a panic recovered as
@@ -412,6 +477,7 @@ type request struct {
 	contentType string
 	method      *method
 	arg         reflect.Value
+	out         outbound // the answer, encoded
 }
 
 func (r *request) Service() string           { return r.service }
@@ -441,4 +507,151 @@ func (r *request) Read() ([]byte, error) {
 		return nil, err
 	}
 	return data.Materialize(), nil
+}
+
+// msgCodec is the codec grpc-go would pick for a content type (its
+// server.getCodec): the one registered under the content-subtype (the
+// plugin registers json, proto and bytes), proto when there is none. Only
+// one of v1 and v2 is set.
+type msgCodec struct {
+	v1 encoding.Codec
+	v2 encoding.CodecV2
+	// inPlace: v1 decodes from gRPC's buffer without keeping it (the
+	// plugin's json and proto codecs), so the buffer needs no copy.
+	inPlace bool
+}
+
+func codecOf(contentType string) (msgCodec, error) {
+	sub, ok := contentSubtype(contentType)
+	if !ok || sub == "" {
+		sub = "proto"
+	}
+	for _, name := range []string{sub, "proto"} {
+		if c := encoding.GetCodec(name); c != nil {
+			return msgCodec{v1: c, inPlace: name == "proto" || name == "json"}, nil
+		}
+		if c := encoding.GetCodecV2(name); c != nil {
+			return msgCodec{v2: c}, nil
+		}
+	}
+	return msgCodec{}, fmt.Errorf("no codec for %q", contentType)
+}
+
+// contentSubtype is grpc-go's (internal/grpcutil): "json" of
+// "application/grpc+json", lower case.
+func contentSubtype(contentType string) (string, bool) {
+	const base = "application/grpc"
+	if contentType == base {
+		return "", true
+	}
+	if !strings.HasPrefix(contentType, base) {
+		return "", false
+	}
+	switch contentType[len(base)] {
+	case '+', ';':
+		return strings.ToLower(contentType[len(base)+1:]), true
+	}
+	return "", false
+}
+
+// decode reads the request into v with c, as gRPC would have.
+func (r *request) decode(stream grpc.ServerStream, c msgCodec, v any) error {
+	var data mem.BufferSlice
+	if err := stream.RecvMsg(&data); err != nil {
+		return err
+	}
+	defer data.Free()
+	var err error
+	switch {
+	case c.v2 != nil:
+		err = c.v2.Unmarshal(data, v)
+	case c.inPlace && len(data) == 1 && !keepsBytes(v):
+		err = c.v1.Unmarshal(data[0].ReadOnlyData(), v)
+	default:
+		err = c.v1.Unmarshal(data.Materialize(), v)
+	}
+	if err != nil {
+		return status.Errorf(codes.Internal, "grpc: failed to unmarshal the received message: %v", err)
+	}
+	return nil
+}
+
+// keepsBytes: the plugin's codecs keep the bytes they decode into a
+// *bytes.Frame.
+func keepsBytes(v any) bool {
+	_, ok := v.(*frame.Frame)
+	return ok
+}
+
+// outbound is an encoded answer, as rawCodec sends it. Its buffer lives in
+// the request, so that sending it allocates nothing.
+type outbound struct {
+	data mem.BufferSlice
+	sb   mem.SliceBuffer
+	buf  [1]mem.Buffer
+}
+
+func (o *outbound) encode(c msgCodec, v any) error {
+	if c.v2 != nil {
+		data, err := c.v2.Marshal(v)
+		o.data = data
+		return err
+	}
+	b, err := c.v1.Marshal(v)
+	if err != nil {
+		return err
+	}
+	o.sb = b
+	o.buf[0] = &o.sb
+	o.data = o.buf[:]
+	return nil
+}
+
+// rawCodec is the server's only codec: handle decodes and encodes each
+// message itself with the codec of its content type (codecOf), so gRPC
+// hands over what it read and sends what it is given.
+type rawCodec struct{}
+
+func (rawCodec) Name() string { return "rpcserver-raw" }
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	o, ok := v.(*outbound)
+	if !ok {
+		return nil, fmt.Errorf("rpcserver: cannot send %T", v)
+	}
+	return o.data, nil
+}
+
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	p, ok := v.(*mem.BufferSlice)
+	if !ok {
+		return fmt.Errorf("rpcserver: cannot receive into %T", v)
+	}
+	data.Ref() // gRPC frees data when this returns; decode frees it after use
+	*p = data
+	return nil
+}
+
+// remotes holds each connection's remote address as text (go-micro's
+// Remote metadata), made once per connection rather than per call. gRPC
+// gives every call on a connection the same *peer.Peer. Bounded: emptied
+// when it holds maxRemotes.
+type remotes struct {
+	m sync.Map // *peer.Peer -> string
+	n atomic.Int64
+}
+
+const maxRemotes = 1024
+
+func (r *remotes) of(p *peer.Peer) string {
+	if s, ok := r.m.Load(p); ok {
+		return s.(string)
+	}
+	s := p.Addr.String()
+	if r.n.Add(1) > maxRemotes {
+		r.m.Clear()
+		r.n.Store(1)
+	}
+	r.m.Store(p, s)
+	return s
 }

@@ -291,3 +291,38 @@ func workerGoroutines() int {
 	buf = buf[:runtime.Stack(buf, true)]
 	return bytes.Count(buf, []byte("google.golang.org/grpc.(*Server).serverWorker("))
 }
+
+// A call's allocations in the whole process, with a plain grpc-go client:
+// the server read the metadata through gRPC's FromIncomingContext (a copy
+// of the map and of every value), formatted the caller's address anew for
+// every call, and decoded and encoded through gRPC's per-call bridge to the
+// plugin's codecs, which copies every request: 178 allocations per call
+// here (187 with -race), 170 without (179).
+func TestDispatchAllocations(t *testing.T) {
+	addr := startEcho(t, registry.NewMemoryRegistry(), "echo")
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	req := &Req{Text: "hi"}
+	invoke := func() {
+		var rsp Rsp
+		if err := cc.Invoke(context.Background(), "/echo.Echo/Call", req, &rsp, grpc.CallContentSubtype("json")); err != nil {
+			t.Fatal(err)
+		}
+		if rsp.Text != "hi" || rsp.Remote == "" {
+			t.Fatalf("answer %+v, want text hi and the caller's address", rsp)
+		}
+	}
+	for range 20 { // connect
+		invoke()
+	}
+	allocs := testing.AllocsPerRun(500, invoke)
+	t.Logf("%.1f allocations per call", allocs)
+	if allocs > maxDispatchAllocs+raceAllocs {
+		t.Errorf("%.1f allocations per call, want at most %d", allocs, maxDispatchAllocs+raceAllocs)
+	}
+}
+
+const maxDispatchAllocs = 174

@@ -706,6 +706,7 @@ func fullSpeed(stacks []*svcStack, rcv *receiver, o options) {
 	}
 	fmt.Fprintln(o.out)
 	printUsage(o.out, stacks, used)
+	printIO(o.out, stacks, used)
 	printCost(o.out, stacks, all, used)
 }
 

@@ -45,6 +45,36 @@ func cpuTime(pid int) (time.Duration, error) {
 	return time.Duration(utime+stime) * time.Second / userHZ, nil
 }
 
+// ioCount is what a process wrote through system calls: bytes and calls.
+type ioCount struct{ written, writes int64 }
+
+// ioCounts reads wchar and syscw from /proc/<pid>/io (readable for our own
+// processes).
+func ioCounts(pid int) (ioCount, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return ioCount{}, err
+	}
+	var c ioCount
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(l, ": ")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return ioCount{}, fmt.Errorf("/proc/%d/io %s: %w", pid, k, err)
+		}
+		switch k {
+		case "wchar":
+			c.written = n
+		case "syscw":
+			c.writes = n
+		}
+	}
+	return c, nil
+}
+
 const mallocsMetric = "go_memstats_mallocs_total"
 
 var metricsClient = &http.Client{Timeout: 5 * time.Second}

@@ -15,6 +15,7 @@ type point struct {
 	cpu        time.Duration
 	mallocs    float64
 	hasMallocs bool
+	io         ioCount
 }
 
 // snap is a stack's hops at one moment, with the sink's byte count.
@@ -49,7 +50,9 @@ func (s *svcStack) snapshot(rcv *receiver) snap {
 			m, err = mallocs(metrics)
 		}
 		has := metrics != "" && err == nil && (!seen || pt.hasMallocs)
-		sn.hops[hop] = point{cpu: pt.cpu + cpu, mallocs: pt.mallocs + m, hasMallocs: has}
+		n, _ := ioCounts(pid) // zero if unreadable: the columns then read 0
+		sn.hops[hop] = point{cpu: pt.cpu + cpu, mallocs: pt.mallocs + m, hasMallocs: has,
+			io: ioCount{written: pt.io.written + n.written, writes: pt.io.writes + n.writes}}
 	}
 	for _, p := range s.procs {
 		read(instanceSuffix.ReplaceAllString(p.Name, ""), p.Cmd.Process.Pid, s.metrics[p])
@@ -68,13 +71,14 @@ func (s *svcStack) snapshot(rcv *receiver) snap {
 type usage struct {
 	requests  int64
 	cpu       map[string]time.Duration
+	io        map[string]ioCount
 	mallocs   map[string]float64
 	noMallocs map[string]bool // some run lacked the figure
 	sinkBytes int64
 }
 
 func newUsage() *usage {
-	return &usage{cpu: map[string]time.Duration{}, mallocs: map[string]float64{}, noMallocs: map[string]bool{}}
+	return &usage{cpu: map[string]time.Duration{}, io: map[string]ioCount{}, mallocs: map[string]float64{}, noMallocs: map[string]bool{}}
 }
 
 // add counts one run: from a to b, n requests answered.
@@ -86,6 +90,8 @@ func (u *usage) add(a, b snap, n int64) {
 			continue
 		}
 		u.cpu[hop] += pb.cpu - pa.cpu
+		d := u.io[hop]
+		u.io[hop] = ioCount{written: d.written + pb.io.written - pa.io.written, writes: d.writes + pb.io.writes - pa.io.writes}
 		if pa.hasMallocs && pb.hasMallocs {
 			u.mallocs[hop] += pb.mallocs - pa.mallocs
 		} else {
@@ -163,6 +169,30 @@ func printUsage(w io.Writer, stacks []*svcStack, used map[string]*usage) {
 			}
 		}
 		cells = append(cells, fmt.Sprintf("%.0f", float64(rss)/(1<<20)))
+		fmt.Fprintln(w, "| "+strings.Join(cells, " | ")+" |")
+	}
+	fmt.Fprintln(w)
+}
+
+// printIO tables each stack's bytes written and write system calls per
+// request and hop (/proc/<pid>/io wchar and syscw: sockets, logs and
+// pipes alike): what the headers each call carries cost on the wire,
+// whatever the machine's load.
+func printIO(w io.Writer, stacks []*svcStack, used map[string]*usage) {
+	fmt.Fprintln(w, "Per request and per hop, over all rounds: bytes written and write system calls (wchar and syscw from /proc/<pid>/io; user is both instances together):")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| stack | gateway bytes | hello bytes | user bytes | gateway writes | hello writes | user writes |")
+	fmt.Fprintln(w, "| --- |"+strings.Repeat(" --- |", 6))
+	for _, s := range stacks {
+		u := used[s.name]
+		n := float64(max(u.requests, 1))
+		cells := []string{s.name}
+		for _, hop := range hopOrder[:3] {
+			cells = append(cells, fmt.Sprintf("%.1f", float64(u.io[hop].written)/n))
+		}
+		for _, hop := range hopOrder[:3] {
+			cells = append(cells, fmt.Sprintf("%.3f", float64(u.io[hop].writes)/n))
+		}
 		fmt.Fprintln(w, "| "+strings.Join(cells, " | ")+" |")
 	}
 	fmt.Fprintln(w)

@@ -8,6 +8,7 @@ import (
 	"go-micro.dev/v4/client"
 	"go-micro.dev/v4/codec/bytes"
 	merrors "go-micro.dev/v4/errors"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/protoadapt"
@@ -40,7 +41,7 @@ func (c callerChecks) Call(ctx context.Context, req client.Request, rsp interfac
 	if frame, err := encode(req.ContentType(), req.Body()); err != nil {
 		return ByCaller(merrors.InternalServerError(clientID, "%s.%s: encoding the request: %v", req.Service(), req.Endpoint(), err))
 	} else if frame != nil {
-		req = encodedRequest{Request: req, frame: frame}
+		req = newEncodedRequest(req, frame)
 	}
 	err := c.Client.Call(withCaller(ctx), req, rsp, opts...)
 	if err != nil && callerEnded(ctx) {
@@ -62,13 +63,37 @@ func gaveUp(ctx context.Context) error {
 }
 
 // encodedRequest is a request whose body is already encoded. The gRPC
-// client's codecs send a *bytes.Frame as it is.
+// client's codecs send a *bytes.Frame as it is; ours sends wire, the same
+// bytes as gRPC takes them, made once per call rather than per attempt.
+// One allocation holds it all.
 type encodedRequest struct {
 	client.Request
-	frame *bytes.Frame
+	frame bytes.Frame
+	wire  wireBody
 }
 
-func (r encodedRequest) Body() interface{} { return r.frame }
+func newEncodedRequest(req client.Request, frame *bytes.Frame) *encodedRequest {
+	r := &encodedRequest{Request: req, frame: *frame}
+	r.wire.sb = frame.Data
+	r.wire.bufs[0] = &r.wire.sb
+	return r
+}
+
+func (r *encodedRequest) Body() interface{} { return &r.frame }
+
+// wireBody is an encoded message as gRPC sends it: its buffers, read-only.
+type wireBody struct {
+	sb   mem.SliceBuffer
+	bufs [1]mem.Buffer
+}
+
+// body is what attempt hands gRPC for req.
+func body(req client.Request) any {
+	if r, ok := req.(*encodedRequest); ok {
+		return &r.wire
+	}
+	return req.Body()
+}
 
 // encode encodes body as go-micro's gRPC client does for contentType (its
 // default codecs, client/grpc codec.go), and returns nil for a body or

@@ -61,7 +61,7 @@ func LoadBalance(strategy string, outliers *Outliers) client.Wrapper {
 	// Built once: the option is the same for every call.
 	withOrder := client.WithSelectOption(selector.WithStrategy(order))
 	return func(next client.Client) client.Client {
-		return balancer{Client: next, withOrder: withOrder, byKey: byKey}
+		return balancer{Client: next, orderOnly: []client.CallOption{withOrder}, byKey: byKey}
 	}
 }
 
@@ -69,19 +69,24 @@ var strategies = map[string]bool{"roundrobin": true, "random": true, "hash": tru
 
 type balancer struct {
 	client.Client
-	withOrder client.CallOption
+	// orderOnly is the instance order's option, alone: a call without
+	// options of its own passes it as it is.
+	orderOnly []client.CallOption
 	// byKey, if set, is the order of a call with a hash key.
 	byKey func(key string) client.CallOption
 }
 
 func (b balancer) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
-	withOrder := b.withOrder
+	order := b.orderOnly
 	if b.byKey != nil { // only then: reading the metadata copies it
 		if key, ok := hashKey(ctx); ok {
-			withOrder = b.byKey(key)
+			order = []client.CallOption{b.byKey(key)}
 		}
 	}
-	err := b.Client.Call(ctx, req, rsp, append(opts, withOrder)...)
+	if len(opts) > 0 {
+		order = append(opts, order...)
+	}
+	err := b.Client.Call(ctx, req, rsp, order...)
 	if noInstance(err) {
 		return merrors.New(clientID, fmt.Sprintf("service %s: no instance available", req.Service()), 503)
 	}

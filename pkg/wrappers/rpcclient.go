@@ -60,8 +60,34 @@ type rpcClient struct {
 	// they change rather than per call.
 	call client.CallFunc
 
-	conns *connPool
-	mdKey any // go-micro's context key of the metadata (tracing.MetadataKey)
+	conns   *connPool
+	methods methodNames
+	mdKey   any // go-micro's context key of the metadata (tracing.MetadataKey)
+	// attemptTimeout bounds each attempt (withAttemptTimeout); 0: only
+	// the call's deadline does.
+	attemptTimeout atomic.Int64 // a time.Duration
+}
+
+// withAttemptTimeout is the client option that bounds each attempt of a
+// call to d, so that a hung instance costs one attempt and not the whole
+// request timeout (go-micro bounds only the call as a whole).
+func withAttemptTimeout(d time.Duration) client.Option {
+	return func(o *client.Options) {
+		if o.Context == nil {
+			o.Context = context.Background()
+		}
+		o.Context = context.WithValue(o.Context, attemptTimeoutKey{}, d)
+	}
+}
+
+type attemptTimeoutKey struct{}
+
+func attemptTimeoutOf(o client.Options) time.Duration {
+	if o.Context == nil {
+		return 0
+	}
+	d, _ := o.Context.Value(attemptTimeoutKey{}).(time.Duration)
+	return d
 }
 
 // newRPCClient makes the base client; tlsConfig nil: plaintext.
@@ -82,6 +108,7 @@ func newRPCClient(tlsConfig *tls.Config, opts ...client.Option) *rpcClient {
 		conns: newConnPool(creds, options.PoolTTL),
 		mdKey: tracing.MetadataKey(),
 	}
+	r.attemptTimeout.Store(int64(attemptTimeoutOf(options)))
 	r.call = r.wrap(options.CallOptions.CallWrappers)
 	return r
 }
@@ -100,6 +127,7 @@ func (r *rpcClient) Init(opts ...client.Option) error {
 		o(&r.opts)
 	}
 	r.call = r.wrap(r.opts.CallOptions.CallWrappers)
+	r.attemptTimeout.Store(int64(attemptTimeoutOf(r.opts)))
 	r.conns.setTTL(r.opts.PoolTTL)
 	r.mu.Unlock()
 	return r.micro.Init(opts...)
@@ -156,24 +184,44 @@ func (r *rpcClient) Call(ctx context.Context, req client.Request, rsp interface{
 	if err != nil {
 		return err
 	}
-	if d, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, callOpts.RequestTimeout)
-		defer cancel()
+	// The call's deadline. Its context is made only when an attempt could
+	// outlast it: when the attempt timeout is shorter than the request
+	// timeout, the first attempt ends first (attempt), and most calls
+	// make no other; a retry makes it then.
+	deadline, has := ctx.Deadline()
+	lazy := false
+	if has {
+		callOpts.RequestTimeout = time.Until(deadline)
 	} else {
-		callOpts.RequestTimeout = time.Until(d)
+		deadline = time.Now().Add(callOpts.RequestTimeout)
+		at := time.Duration(r.attemptTimeout.Load())
+		lazy = at > 0 && at <= callOpts.RequestTimeout
+		if !lazy {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, deadline)
+			defer cancel()
+		}
 	}
 	if ctx.Err() != nil {
 		return merrors.New(clientID, ctx.Err().Error(), 408)
 	}
 	var last error
 	for i := 0; i <= callOpts.Retries; i++ {
+		if lazy && i == 1 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, deadline)
+			defer cancel()
+		}
+		callOpts.RequestTimeout = time.Until(deadline)
 		err := r.try(ctx, i, next, call, sel, req, rsp, callOpts)
 		if err == nil {
 			return nil
 		}
-		if ctx.Err() != nil {
-			return merrors.New(clientID, ctx.Err().Error(), 408)
+		if err := ctx.Err(); err != nil {
+			return merrors.New(clientID, err.Error(), 408)
+		}
+		if lazy && i == 0 && !time.Now().Before(deadline) { // as the call's context would have ended
+			return merrors.New(clientID, context.DeadlineExceeded.Error(), 408)
 		}
 		retry, rerr := callOpts.Retry(ctx, req, i, err)
 		if rerr != nil {
@@ -229,8 +277,22 @@ func (r *rpcClient) next(sel selector.Selector, req client.Request, opts client.
 	return next, nil
 }
 
-// attempt is one call on one node: the innermost CallFunc.
+// attempt is one call on one node: the innermost CallFunc. It ends at the
+// attempt timeout, or earlier when the call's deadline (opts.RequestTimeout
+// from now) or the context's comes first; a context that already ends in
+// time is used as it is: a service calling on inside a call it serves gets
+// its caller's shorter deadline without a context and a timer of its own.
 func (r *rpcClient) attempt(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
+	if d := time.Duration(r.attemptTimeout.Load()); d > 0 {
+		if opts.RequestTimeout > 0 && opts.RequestTimeout < d {
+			d = opts.RequestTimeout
+		}
+		if end, ok := ctx.Deadline(); !ok || time.Until(end) > d {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
+	}
 	c, ok := codecs[req.ContentType()]
 	if !ok {
 		return merrors.InternalServerError(clientID, "unsupported Content-Type: %s", req.ContentType())
@@ -261,7 +323,7 @@ func (r *rpcClient) attempt(ctx context.Context, node *registry.Node, req client
 		return merrors.InternalServerError(clientID, "Error sending request: %v", err)
 	}
 	defer pc.release()
-	err = pc.cc.Invoke(ctx, methodToGRPC(req.Service(), req.Endpoint()), req.Body(), rsp, c.callOption)
+	err = pc.cc.Invoke(ctx, r.methods.of(req.Service(), req.Endpoint()), body(req), rsp, c.callOptions...)
 	if err == nil {
 		return nil
 	}
@@ -274,6 +336,29 @@ func (r *rpcClient) attempt(ctx context.Context, node *registry.Node, req client
 // sameWrappers reports whether a and b are the same slice.
 func sameWrappers(a, b []client.CallWrapper) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// methodNames holds the gRPC method of each endpoint called, so that a
+// call builds no name. Bounded: emptied when it holds maxMethodNames.
+type methodNames struct {
+	m sync.Map // [2]string{service, endpoint} -> string
+	n atomic.Int64
+}
+
+const maxMethodNames = 1024
+
+func (m *methodNames) of(service, endpoint string) string {
+	key := [2]string{service, endpoint}
+	if s, ok := m.m.Load(key); ok {
+		return s.(string)
+	}
+	s := methodToGRPC(service, endpoint)
+	if m.n.Add(1) > maxMethodNames {
+		m.m.Clear()
+		m.n.Store(1)
+	}
+	m.m.Store(key, s)
+	return s
 }
 
 // methodToGRPC is the plugin's gRPC method for an endpoint: "Foo.Bar" of
@@ -408,7 +493,7 @@ func (p *connPool) get(addr string) (*pooledConn, error) {
 	if c == nil {
 		cc, err := grpc.NewClient("passthrough:///"+addr,
 			grpc.WithTransportCredentials(p.creds),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize), grpc.MaxCallSendMsgSize(maxMsgSize)),
+			// The message size bounds are each codec's callOptions.
 			// Fixed windows: dynamic ones make grpc-go ping the server at
 			// nearly every call to measure bandwidth (pkg/service/rpcserver
 			// fixes the server's for the same reason, with the same sizes).
@@ -467,10 +552,13 @@ func (p *connPool) closeAll() {
 // codec is the plugin's codec for a content type, as a gRPC CodecV2 (no
 // bridge per call), with the call option that selects it built once.
 type codec struct {
-	name       string
-	marshal    func(v any) ([]byte, error)
-	unmarshal  func(data []byte, v any) error
-	callOption grpc.CallOption
+	name      string
+	marshal   func(v any) ([]byte, error)
+	unmarshal func(data []byte, v any) error
+	// callOptions are every call's: the codec and the plugin's message
+	// size bounds. Passed whole, so that gRPC need not merge them with
+	// the connection's defaults (a slice per call).
+	callOptions []grpc.CallOption
 }
 
 // codecs are the plugin's default codecs by content type.
@@ -492,14 +580,21 @@ var codecs = func() map[string]*codec {
 
 func newCodec(name string, m func(any) ([]byte, error), u func([]byte, any) error) *codec {
 	c := &codec{name: name, marshal: m, unmarshal: u}
-	c.callOption = grpc.ForceCodecV2(c) // content-subtype: the name
+	c.callOptions = []grpc.CallOption{
+		grpc.ForceCodecV2(c), // content-subtype: the name
+		grpc.MaxCallRecvMsgSize(maxMsgSize),
+		grpc.MaxCallSendMsgSize(maxMsgSize),
+	}
 	return c
 }
 
 func (c *codec) Name() string { return c.name }
 
 func (c *codec) Marshal(v any) (mem.BufferSlice, error) {
-	if f, ok := v.(*bytes.Frame); ok { // encoded by CallerChecks
+	if w, ok := v.(*wireBody); ok { // encoded by CallerChecks
+		return w.bufs[:], nil
+	}
+	if f, ok := v.(*bytes.Frame); ok {
 		return mem.BufferSlice{mem.SliceBuffer(f.Data)}, nil
 	}
 	b, err := c.marshal(v)

@@ -105,8 +105,10 @@ func newBase(reg registry.Registry, c Config, outliers *Outliers, extra ...clien
 		client.Backoff(failoverBackoff),
 		client.RequestTimeout(c.RequestTimeout),
 		client.DialTimeout(c.AttemptTimeout),
-		// Outermost first: Record sees what the attempt as bounded returned.
-		client.WrapCall(outliers.Record, AttemptTimeout(c.AttemptTimeout)),
+		// Record sees what the attempt returned, bounded by the attempt
+		// timeout, which the client applies innermost.
+		client.WrapCall(outliers.Record),
+		withAttemptTimeout(c.AttemptTimeout),
 	}, extra...)
 	if c.TLS == nil {
 		return newRPCClient(nil, opts...)

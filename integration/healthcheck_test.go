@@ -132,8 +132,9 @@ func TestHungInstanceLeavesCallers(t *testing.T) {
 }
 
 // callerList returns a function listing the user instances a caller sees:
-// go-micro's registry cache over a registry client as the services build
-// it, kept fresh by watching, which is how the services' clients look up.
+// go-micro's registry cache over a registry client and StaleOnError as the
+// services build them (pkg/service), kept fresh by watching, which is how
+// the services' clients look up.
 func callerList(tb testing.TB, reg *stack.Registry) func() []string {
 	tb.Helper()
 	cfg := discovery.Default()
@@ -142,7 +143,7 @@ func callerList(tb testing.TB, reg *stack.Registry) func() []string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c := cache.New(r)
+	c := cache.New(discovery.StaleOnError(r, time.Second, registerTTL, tb.Logf))
 	tb.Cleanup(c.Stop)
 	return func() []string {
 		svcs, err := c.GetService("user")

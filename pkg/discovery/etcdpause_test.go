@@ -13,7 +13,7 @@ import (
 	"github.com/example/micro-starter/internal/stack"
 )
 
-// countedLookups counts the lookups and watches that reach the registry.
+// countedLookups counts the lookups and watches that reach what it wraps.
 type countedLookups struct {
 	registry.Registry
 	n, watches atomic.Int64
@@ -50,8 +50,9 @@ func TestEtcdPausedPastTTLKeepsCallersCache(t *testing.T) {
 	if err := r.Register(svc, registry.RegisterTTL(ttl)); err != nil {
 		t.Fatal(err)
 	}
-	counted := &countedLookups{Registry: r}
-	c := cache.New(StaleOnError(counted, time.Second, 10*time.Second, t.Logf), cache.WithTTL(time.Minute))
+	// Counted above StaleOnError: the cache's lookups, not its watch's resyncs.
+	counted := &countedLookups{Registry: StaleOnError(r, time.Second, 10*time.Second, t.Logf)}
+	c := cache.New(counted, cache.WithTTL(time.Minute))
 	t.Cleanup(c.Stop)
 	if svcs, err := c.GetService("user"); err != nil || countNodes(svcs) != 1 {
 		t.Fatalf("before the pause: %v, %v; want user-1", svcs, err)

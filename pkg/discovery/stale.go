@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -177,15 +178,17 @@ func (s *staleRegistry) Watch(opts ...registry.WatchOption) (registry.Watcher, e
 		return w, nil
 	}
 	r := &resyncWatcher{inner: w, events: make(chan watchEvent), quit: make(chan struct{}), every: s.resync, gone: map[string]bool{},
-		hold: s.holdEmpty, nodes: map[string]bool{},
-		known: func() []string {
+		hold: s.holdEmpty, nodes: map[string]string{}, name: o.Service,
+		// The caller's cache looks a service up before it watches it.
+		reconcile: 2, // once at the start and once after the first event
+		known: func() map[string]string {
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			var ids []string
+			ids := map[string]string{}
 			if last, ok := s.last[o.Service]; ok {
 				for _, svc := range last.services {
 					for _, n := range svc.Nodes {
-						ids = append(ids, n.Id)
+						ids[n.Id] = svc.Version
 					}
 				}
 			}
@@ -207,8 +210,20 @@ func (s *staleRegistry) Watch(opts ...registry.WatchOption) (registry.Watcher, e
 // resyncWatcher passes on the events of a watch of one service and, every
 // interval, an "update" with the instances a lookup lists (when the lookup
 // succeeds and lists any). The selector's cache adds the instances of an
-// update it does not have and drops none, so this only ever adds what the
-// registry lists.
+// update it does not have and drops none.
+//
+// So each lookup also deletes the instances the cache holds that the
+// registry no longer lists: the cache's first lookup is made before its
+// watch starts (up to 100 ms later, by the cache's jitter), and an instance
+// that leaves in between is never deleted by the watch: etcd's starts after
+// the delete, and the Consul plugin's first answer lists the instances as
+// they are then, which the cache adds to what it holds. Unless deleted, such
+// an instance stays in the cache for as long as other events keep it fresh.
+// A lookup is made as the watch starts, again after its first event (the
+// Consul plugin's first answer: its view from then on), and every
+// interval. An instance deleted this way is not barred from coming back
+// (gone): a lookup answered by a server a moment behind may miss one just
+// registered, and the next lookup adds it again.
 //
 // A watch can go quiet while the registry changes: a Consul agent's view is
 // fed by one server, and after that server is partitioned the agent finds
@@ -236,17 +251,21 @@ type resyncWatcher struct {
 	every  time.Duration
 	lookup func() ([]*registry.Service, error)
 	hold   time.Duration
-	known  func() []string // the instances of the last good lookup
+	known  func() map[string]string // the instances of the last good lookup, by id: their version
+	name   string
+	// reconcile counts the lookups still to make before waiting for events.
+	reconcile int
+	gotEvent  bool
 
 	queue []*registry.Result // still to pass on, first first
 	// gone holds the instances the watch deleted and has not listed
 	// since: a lookup answered by a server a moment behind must not bring
 	// one back (the cache would keep it until its TTL).
 	gone map[string]bool
-	// nodes is what the caller's cache holds as far as this watch knows:
-	// the last lookup's instances, then what events and resyncs added and
-	// deletes removed; seeded on the first event.
-	nodes    map[string]bool
+	// nodes is what the caller's cache holds as far as this watch knows,
+	// by id: the version. The last lookup's instances, then what events and
+	// resyncs added and deletes removed; seeded at the first Next.
+	nodes    map[string]string
 	seeded   bool
 	held     []*registry.Result // deletes that would have emptied the cache
 	heldOver <-chan time.Time   // when hold is over for them; nil if none
@@ -273,6 +292,10 @@ func (w *resyncWatcher) pump() {
 
 // Next is called by one goroutine, the cache's.
 func (w *resyncWatcher) Next() (*registry.Result, error) {
+	if !w.seeded {
+		maps.Copy(w.nodes, w.known())
+		w.seeded = true
+	}
 	tick := time.NewTicker(w.every)
 	defer tick.Stop()
 	for {
@@ -281,17 +304,17 @@ func (w *resyncWatcher) Next() (*registry.Result, error) {
 			w.queue = w.queue[1:]
 			return r, nil
 		}
+		if w.reconcile == 2 || (w.reconcile == 1 && w.gotEvent) {
+			w.reconcile--
+			w.resync(false)
+			continue
+		}
 		select {
 		case e := <-w.events:
 			if e.res == nil || e.res.Service == nil {
 				return e.res, e.err
 			}
-			if !w.seeded {
-				for _, id := range w.known() {
-					w.nodes[id] = true
-				}
-				w.seeded = true
-			}
+			w.gotEvent = true
 			if e.res.Action == "delete" {
 				had := len(w.nodes) > 0
 				for _, n := range e.res.Service.Nodes {
@@ -309,7 +332,7 @@ func (w *resyncWatcher) Next() (*registry.Result, error) {
 			}
 			for _, n := range e.res.Service.Nodes {
 				delete(w.gone, n.Id)
-				w.nodes[n.Id] = true
+				w.nodes[n.Id] = e.res.Service.Version
 			}
 			w.release()
 			return e.res, e.err
@@ -319,24 +342,53 @@ func (w *resyncWatcher) Next() (*registry.Result, error) {
 		case <-w.quit:
 			return nil, registry.ErrWatcherStopped
 		case <-tick.C:
-			svcs, err := w.lookup()
-			if err != nil {
-				continue
-			}
-			for _, svc := range svcs {
-				svc = util.CopyService(svc)
-				svc.Nodes = slices.DeleteFunc(svc.Nodes, func(n *registry.Node) bool { return w.gone[n.Id] })
-				for _, n := range svc.Nodes {
-					w.nodes[n.Id] = true
-				}
-				// One update per version the registry lists.
-				if len(svc.Nodes) > 0 {
-					w.queue = append(w.queue, &registry.Result{Action: "update", Service: svc})
-				}
-			}
-			w.release()
+			w.resync(true)
 		}
 	}
+}
+
+// resync looks the service up and queues, with add, an update per version
+// with the instances listed, then a delete of the instances the cache
+// holds that are not listed, unless that would leave it none (StaleOnError
+// and the hold deal with a registry that lists none). A failed lookup
+// changes nothing.
+func (w *resyncWatcher) resync(add bool) {
+	svcs, err := w.lookup()
+	if err != nil {
+		return
+	}
+	listed := map[string]bool{}
+	for _, svc := range svcs {
+		svc = util.CopyService(svc)
+		svc.Nodes = slices.DeleteFunc(svc.Nodes, func(n *registry.Node) bool { return w.gone[n.Id] })
+		for _, n := range svc.Nodes {
+			listed[n.Id] = true
+			if add {
+				w.nodes[n.Id] = svc.Version
+			}
+		}
+		if add && len(svc.Nodes) > 0 {
+			w.queue = append(w.queue, &registry.Result{Action: "update", Service: svc})
+		}
+	}
+	unlisted := map[string][]*registry.Node{} // by version
+	kept := 0
+	for id, version := range w.nodes {
+		if listed[id] {
+			kept++
+		} else {
+			unlisted[version] = append(unlisted[version], &registry.Node{Id: id})
+		}
+	}
+	if kept > 0 {
+		for version, nodes := range unlisted {
+			for _, n := range nodes {
+				delete(w.nodes, n.Id)
+			}
+			w.queue = append(w.queue, &registry.Result{Action: "delete", Service: &registry.Service{Name: w.name, Version: version, Nodes: nodes}})
+		}
+	}
+	w.release()
 }
 
 // release queues the held deletes, less the instances listed again, once
@@ -347,7 +399,7 @@ func (w *resyncWatcher) release() {
 	}
 	for _, r := range w.held {
 		svc := util.CopyService(r.Service)
-		svc.Nodes = slices.DeleteFunc(svc.Nodes, func(n *registry.Node) bool { return w.nodes[n.Id] })
+		svc.Nodes = slices.DeleteFunc(svc.Nodes, func(n *registry.Node) bool { _, ok := w.nodes[n.Id]; return ok })
 		if len(svc.Nodes) > 0 {
 			w.queue = append(w.queue, &registry.Result{Action: r.Action, Service: svc})
 		}

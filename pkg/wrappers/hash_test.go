@@ -405,3 +405,20 @@ func TestHashKeyKeepsTheBreaker(t *testing.T) {
 	}
 	t.Fatalf("circuit still closed after %d failed calls with %d keys", limit, limit)
 }
+
+// A call's round-robin order is one copy of the instances, rotated in
+// place, and its walk (a rotated second copy before: 4 allocations).
+func TestRoundRobinOrderAllocations(t *testing.T) {
+	services := []*registry.Service{{Name: "s", Nodes: []*registry.Node{{Id: "a"}, {Id: "b"}, {Id: "c"}}}}
+	rr := &roundRobin{outliers: NewOutliers(outlierFailures, outlierCooldown)}
+	rr.order(services) // the service's counter
+	allocs := testing.AllocsPerRun(1000, func() {
+		next := rr.order(services)
+		if _, err := next(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 3 {
+		t.Errorf("%.1f allocations per order, want at most 3", allocs)
+	}
+}

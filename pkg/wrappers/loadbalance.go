@@ -104,9 +104,11 @@ func (r *roundRobin) order(services []*registry.Service) selector.Next {
 	// The registry's order can change between lookups; ids don't.
 	slices.SortFunc(nodes, func(a, b *registry.Node) int { return cmp.Compare(a.Id, b.Id) })
 	if len(nodes) > 1 {
+		// Rotated in place (nodes is this call's copy): start goes first.
 		start := int((r.counter(services[0].Name).Add(1) - 1) % uint64(len(nodes)))
-		rotated := make([]*registry.Node, 0, len(nodes))
-		nodes = append(append(rotated, nodes[start:]...), nodes[:start]...)
+		slices.Reverse(nodes[:start])
+		slices.Reverse(nodes[start:])
+		slices.Reverse(nodes)
 	}
 	return walk(r.outliers.last(nodes))
 }

@@ -477,7 +477,8 @@ type request struct {
 	contentType string
 	method      *method
 	arg         reflect.Value
-	out         outbound // the answer, encoded
+	in          mem.BufferSlice // the request as gRPC read it (decode)
+	out         outbound        // the answer, encoded
 }
 
 func (r *request) Service() string           { return r.service }
@@ -556,10 +557,10 @@ func contentSubtype(contentType string) (string, bool) {
 
 // decode reads the request into v with c, as gRPC would have.
 func (r *request) decode(stream grpc.ServerStream, c msgCodec, v any) error {
-	var data mem.BufferSlice
-	if err := stream.RecvMsg(&data); err != nil {
+	if err := stream.RecvMsg(&r.in); err != nil {
 		return err
 	}
+	data := r.in
 	defer data.Free()
 	var err error
 	switch {

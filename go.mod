@@ -106,3 +106,12 @@ require (
 )
 
 replace github.com/afex/hystrix-go => ./third_party/hystrix-go
+
+// go-micro's plugins without their init's import of go-micro.dev/v4/util/cmd
+// (third_party/go-micro-plugins/README.md).
+replace (
+	github.com/go-micro/plugins/v4/client/grpc => ./third_party/go-micro-plugins/client/grpc
+	github.com/go-micro/plugins/v4/registry/consul => ./third_party/go-micro-plugins/registry/consul
+	github.com/go-micro/plugins/v4/registry/etcd => ./third_party/go-micro-plugins/registry/etcd
+	github.com/go-micro/plugins/v4/server/grpc => ./third_party/go-micro-plugins/server/grpc
+)

@@ -38,10 +38,10 @@ func (c callerChecks) Call(ctx context.Context, req client.Request, rsp interfac
 	if callerEnded(ctx) {
 		return gaveUp(ctx)
 	}
-	if frame, err := encode(req.ContentType(), req.Body()); err != nil {
+	if data, ok, err := encode(req.ContentType(), req.Body()); err != nil {
 		return ByCaller(merrors.InternalServerError(clientID, "%s.%s: encoding the request: %v", req.Service(), req.Endpoint(), err))
-	} else if frame != nil {
-		req = newEncodedRequest(req, frame)
+	} else if ok {
+		req = newEncodedRequest(req, data)
 	}
 	err := c.Client.Call(withCaller(ctx), req, rsp, opts...)
 	if err != nil && callerEnded(ctx) {
@@ -72,9 +72,9 @@ type encodedRequest struct {
 	wire  wireBody
 }
 
-func newEncodedRequest(req client.Request, frame *bytes.Frame) *encodedRequest {
-	r := &encodedRequest{Request: req, frame: *frame}
-	r.wire.sb = frame.Data
+func newEncodedRequest(req client.Request, data []byte) *encodedRequest {
+	r := &encodedRequest{Request: req, frame: bytes.Frame{Data: data}}
+	r.wire.sb = data
 	r.wire.bufs[0] = &r.wire.sb
 	return r
 }
@@ -96,16 +96,13 @@ func body(req client.Request) any {
 }
 
 // encode encodes body as go-micro's gRPC client does for contentType (its
-// default codecs, client/grpc codec.go), and returns nil for a body or
-// content type it leaves to the client.
-func encode(contentType string, body interface{}) (*bytes.Frame, error) {
+// default codecs, client/grpc codec.go); ok is false for a body or content
+// type it leaves to the client.
+func encode(contentType string, body interface{}) (data []byte, ok bool, err error) {
 	if _, ok := body.(*bytes.Frame); ok {
-		return nil, nil
+		return nil, false, nil
 	}
-	var (
-		b   []byte
-		err error
-	)
+	var b []byte
 	switch contentType {
 	case "application/grpc", "application/grpc+proto", "application/proto", "application/protobuf", "application/octet-stream":
 		switch m := body.(type) {
@@ -123,10 +120,10 @@ func encode(contentType string, body interface{}) (*bytes.Frame, error) {
 			b, err = json.Marshal(body)
 		}
 	default:
-		return nil, nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return &bytes.Frame{Data: b}, nil
+	return b, true, nil
 }

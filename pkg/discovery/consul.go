@@ -117,10 +117,6 @@ func (r *consulRegistration) Register(s *registry.Service, opts ...registry.Regi
 		opt(&o)
 	}
 	node := s.Nodes[0]
-	reg, err := consulService(s, node, o)
-	if err != nil {
-		return err
-	}
 	// What was registered, in a form that does not depend on map order
 	// (the tags do): unchanged, passing the TTL check is the whole refresh.
 	port, _ := httpCheckPort(o)
@@ -158,6 +154,11 @@ func (r *consulRegistration) Register(s *registry.Service, opts ...registry.Regi
 		}
 		// The agent does not know the instance (restarted, removed it after
 		// a minute critical, or another agent took over): register again.
+	}
+	// Built only for a full registration: its tags take a compressor.
+	reg, err := consulService(s, node, o)
+	if err != nil {
+		return err
 	}
 	if err := agent.ServiceRegister(reg); err != nil {
 		return err
@@ -236,9 +237,22 @@ func consulService(s *registry.Service, node *registry.Node, o registry.Register
 
 // consulTags encodes what the plugin's lookups decode from the tags: each
 // metadata pair ("t-"), each endpoint ("e-") and the version ("v-"), as
-// zlib-compressed JSON in hex.
+// zlib-compressed JSON in hex. One zlib writer, reset for each tag, serves
+// them all: each writer allocates a compressor of ~800 KB, and one per tag
+// made every registration allocate ~10 MB.
 func consulTags(s *registry.Service, node *registry.Node) []string {
-	var tags []string
+	var (
+		buf  bytes.Buffer
+		zw   = zlib.NewWriter(&buf)
+		tags []string
+	)
+	encode := func(b []byte) string {
+		buf.Reset()
+		zw.Reset(&buf)
+		_, _ = zw.Write(b) // into a bytes.Buffer: cannot fail
+		_ = zw.Close()
+		return hex.EncodeToString(buf.Bytes())
+	}
 	keys := make([]string, 0, len(node.Metadata))
 	for k := range node.Metadata {
 		keys = append(keys, k)
@@ -246,21 +260,13 @@ func consulTags(s *registry.Service, node *registry.Node) []string {
 	slices.Sort(keys)
 	for _, k := range keys {
 		if b, err := json.Marshal(map[string]string{k: node.Metadata[k]}); err == nil {
-			tags = append(tags, "t-"+consulEncode(b))
+			tags = append(tags, "t-"+encode(b))
 		}
 	}
 	for _, e := range s.Endpoints {
 		if b, err := json.Marshal(e); err == nil {
-			tags = append(tags, "e-"+consulEncode(b))
+			tags = append(tags, "e-"+encode(b))
 		}
 	}
-	return append(tags, "v-"+consulEncode([]byte(s.Version)))
-}
-
-func consulEncode(b []byte) string {
-	var buf bytes.Buffer
-	w := zlib.NewWriter(&buf)
-	_, _ = w.Write(b) // into a bytes.Buffer: cannot fail
-	_ = w.Close()
-	return hex.EncodeToString(buf.Bytes())
+	return append(tags, "v-"+encode([]byte(s.Version)))
 }

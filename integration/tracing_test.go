@@ -109,7 +109,7 @@ func TestTracesInJaeger(t *testing.T) {
 // TestSampledTracesWhole: at a sample ratio below 1 the gateway draws
 // which requests are traced, and each trace in Jaeger is whole: hello and
 // user record spans only within a trace the gateway started (a call not
-// sampled carries a -00 traceparent, and its callee does not draw again), and
+// sampled carries no sampled traceparent, and its callee does not draw again), and
 // every trace the gateway started has their handlers' spans.
 func TestSampledTracesWhole(t *testing.T) {
 	forEachRegistry(t, func(t *testing.T, reg *stack.Registry) {

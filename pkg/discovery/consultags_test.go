@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/zlib"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -132,5 +133,54 @@ func TestConsulRefreshBuildsNoTags(t *testing.T) {
 	t.Logf("%d KiB per refresh", got>>10)
 	if got > 256<<10 {
 		t.Errorf("a refresh allocates %d KiB, want <= 256 (no tags built)", got>>10)
+	}
+}
+
+// TestConsulLookupDecodesTagsWithOneReader: the plugin's lookup (and its
+// watch, which decodes the same way) reads every tag of an answer with one
+// zlib reader (third_party/go-micro-plugins/registry/consul, encoding.go).
+// Upstream made one per tag, each with a 32 KiB window: ~1 MB per lookup of
+// two instances, at every lookup and watch event of every caller.
+func TestConsulLookupDecodesTagsWithOneReader(t *testing.T) {
+	s := tagged()
+	entry := func(id string) map[string]any {
+		return map[string]any{
+			"Node":    map[string]any{"Node": "n", "Address": "127.0.0.1"},
+			"Service": map[string]any{"ID": id, "Service": s.Name, "Address": "127.0.0.1", "Port": 4000, "Tags": consulTags(s, s.Nodes[0])},
+			"Checks":  []any{map[string]any{"Status": "passing"}},
+		}
+	}
+	answer, err := json.Marshal([]any{entry("user-1"), entry("user-2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/v1/health/service/") {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(answer)
+	}))
+	defer agent.Close()
+	reg, err := New(Config{Name: "consul", Addresses: []string{strings.TrimPrefix(agent.URL, "http://")}, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []*registry.Service
+	per := allocatedBytes(5, func() {
+		if got, err = reg.GetService(s.Name); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if len(got) != 1 || len(got[0].Nodes) != 2 || got[0].Version != s.Version || len(got[0].Endpoints) != len(s.Endpoints) {
+		t.Fatalf("lookup: %+v", got)
+	}
+	if md := got[0].Nodes[1].Metadata; len(md) != len(s.Nodes[0].Metadata) || md["zone"] != "zone-value" {
+		t.Errorf("metadata %v", md)
+	}
+	t.Logf("%d KiB per lookup", per>>10)
+	if per > 256<<10 {
+		t.Errorf("a lookup allocates %d KiB, want <= 256 (one zlib reader)", per>>10)
 	}
 }

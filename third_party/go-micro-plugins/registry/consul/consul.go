@@ -334,6 +334,7 @@ func (c *consulRegistry) GetService(name string, opts ...registry.GetOption) ([]
 	}
 
 	serviceMap := map[string]*registry.Service{}
+	var td tagDecoder // Fork: one zlib reader for every tag (encoding.go)
 
 	for _, s := range rsp {
 		if s.Service.Service != name {
@@ -341,7 +342,7 @@ func (c *consulRegistry) GetService(name string, opts ...registry.GetOption) ([]
 		}
 
 		// version is now a tag
-		version, _ := decodeVersion(s.Service.Tags)
+		version, _ := decodeVersion(&td, s.Service.Tags)
 		// service ID is now the node id
 		id := s.Service.ID
 		// key is always the version
@@ -358,7 +359,7 @@ func (c *consulRegistry) GetService(name string, opts ...registry.GetOption) ([]
 		svc, ok := serviceMap[key]
 		if !ok {
 			svc = &registry.Service{
-				Endpoints: decodeEndpoints(s.Service.Tags),
+				Endpoints: decodeEndpoints(&td, s.Service.Tags),
 				Name:      s.Service.Service,
 				Version:   version,
 			}
@@ -383,7 +384,7 @@ func (c *consulRegistry) GetService(name string, opts ...registry.GetOption) ([]
 		svc.Nodes = append(svc.Nodes, &registry.Node{
 			Id:       id,
 			Address:  mnet.HostPort(address, s.Service.Port),
-			Metadata: decodeMetadata(s.Service.Tags),
+			Metadata: decodeMetadata(&td, s.Service.Tags),
 		})
 	}
 

@@ -23,23 +23,35 @@ func encode(buf []byte) string {
 	return hex.EncodeToString(b.Bytes())
 }
 
-func decode(d string) []byte {
+// Fork: tagDecoder decodes the tags of one lookup or watch event with one
+// zlib reader, reset for each tag. Upstream's decode made a reader per tag,
+// each with a 32 KiB window: ~1 MB for a lookup of two instances of a
+// service with 10 tags each, at every lookup and every watch event.
+type tagDecoder struct {
+	br bytes.Reader
+	zr io.ReadCloser
+}
+
+func (td *tagDecoder) decode(d string) []byte {
 	hr, err := hex.DecodeString(d)
 	if err != nil {
 		return nil
 	}
 
-	br := bytes.NewReader(hr)
-	zr, err := zlib.NewReader(br)
-	if err != nil {
+	td.br.Reset(hr)
+	if td.zr == nil {
+		if td.zr, err = zlib.NewReader(&td.br); err != nil {
+			td.zr = nil
+			return nil
+		}
+	} else if err := td.zr.(zlib.Resetter).Reset(&td.br, nil); err != nil {
 		return nil
 	}
 
-	rbuf, err := io.ReadAll(zr)
+	rbuf, err := io.ReadAll(td.zr)
 	if err != nil {
 		return nil
 	}
-	zr.Close()
 
 	return rbuf
 }
@@ -54,7 +66,7 @@ func encodeEndpoints(en []*registry.Endpoint) []string {
 	return tags
 }
 
-func decodeEndpoints(tags []string) []*registry.Endpoint {
+func decodeEndpoints(td *tagDecoder, tags []string) []*registry.Endpoint {
 	var en []*registry.Endpoint
 
 	// use the first format you find
@@ -80,7 +92,7 @@ func decodeEndpoints(tags []string) []*registry.Endpoint {
 
 		// New encoding is hex
 		if tag[1] == '-' {
-			buf = decode(tag[2:])
+			buf = td.decode(tag[2:])
 		}
 
 		if err := json.Unmarshal(buf, &e); err == nil {
@@ -106,7 +118,7 @@ func encodeMetadata(md map[string]string) []string {
 	return tags
 }
 
-func decodeMetadata(tags []string) map[string]string {
+func decodeMetadata(td *tagDecoder, tags []string) map[string]string {
 	md := make(map[string]string)
 
 	var ver byte
@@ -131,7 +143,7 @@ func decodeMetadata(tags []string) map[string]string {
 
 		// New encoding is hex
 		if tag[1] == '-' {
-			buf = decode(tag[2:])
+			buf = td.decode(tag[2:])
 		}
 
 		// Now unmarshal
@@ -151,7 +163,7 @@ func encodeVersion(v string) []string {
 	return []string{"v-" + encode([]byte(v))}
 }
 
-func decodeVersion(tags []string) (string, bool) {
+func decodeVersion(td *tagDecoder, tags []string) (string, bool) {
 	for _, tag := range tags {
 		if len(tag) < 2 || tag[0] != 'v' {
 			continue
@@ -164,7 +176,7 @@ func decodeVersion(tags []string) (string, bool) {
 
 		// New encoding is hex
 		if tag[1] == '-' {
-			return string(decode(tag[2:])), true
+			return string(td.decode(tag[2:])), true
 		}
 	}
 	return "", false

@@ -61,12 +61,13 @@ func (cw *consulWatcher) serviceHandler(idx uint64, data interface{}) {
 	}
 
 	serviceMap := map[string]*registry.Service{}
+	var td tagDecoder // Fork: one zlib reader for every tag (encoding.go)
 	serviceName := ""
 
 	for _, e := range entries {
 		serviceName = e.Service.Service
 		// version is now a tag
-		version, _ := decodeVersion(e.Service.Tags)
+		version, _ := decodeVersion(&td, e.Service.Tags)
 		// service ID is now the node id
 		id := e.Service.ID
 		// key is always the version
@@ -82,7 +83,7 @@ func (cw *consulWatcher) serviceHandler(idx uint64, data interface{}) {
 		svc, ok := serviceMap[key]
 		if !ok {
 			svc = &registry.Service{
-				Endpoints: decodeEndpoints(e.Service.Tags),
+				Endpoints: decodeEndpoints(&td, e.Service.Tags),
 				Name:      e.Service.Service,
 				Version:   version,
 			}
@@ -107,7 +108,7 @@ func (cw *consulWatcher) serviceHandler(idx uint64, data interface{}) {
 		svc.Nodes = append(svc.Nodes, &registry.Node{
 			Id:       id,
 			Address:  net.JoinHostPort(address, fmt.Sprint(e.Service.Port)),
-			Metadata: decodeMetadata(e.Service.Tags),
+			Metadata: decodeMetadata(&td, e.Service.Tags),
 		})
 	}
 

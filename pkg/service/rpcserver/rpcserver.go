@@ -19,6 +19,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"reflect"
@@ -635,17 +636,23 @@ func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 
 // remotes holds each connection's remote address as text (go-micro's
 // Remote metadata), made once per connection rather than per call. gRPC
-// gives every call on a connection the same *peer.Peer. Bounded: emptied
-// when it holds maxRemotes.
+// gives every call on a connection the same net.Addr; keyed by it alone,
+// not by the *peer.Peer, which holds a TLS connection's state.
+// Bounded: emptied when it holds maxRemotes.
 type remotes struct {
-	m sync.Map // *peer.Peer -> string
+	m sync.Map // net.Addr -> string
 	n atomic.Int64
 }
 
-const maxRemotes = 1024
+const maxRemotes = 256
 
 func (r *remotes) of(p *peer.Peer) string {
-	if s, ok := r.m.Load(p); ok {
+	switch p.Addr.(type) {
+	case *net.TCPAddr, *net.UnixAddr: // comparable, and the same per connection
+	default:
+		return p.Addr.String()
+	}
+	if s, ok := r.m.Load(p.Addr); ok {
 		return s.(string)
 	}
 	s := p.Addr.String()
@@ -653,6 +660,6 @@ func (r *remotes) of(p *peer.Peer) string {
 		r.m.Clear()
 		r.n.Store(1)
 	}
-	r.m.Store(p, s)
+	r.m.Store(p.Addr, s)
 	return s
 }

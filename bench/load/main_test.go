@@ -102,11 +102,32 @@ func TestEveryStackMeasured(t *testing.T) {
 			if got := row[11] != "-"; got != tc.allocs {
 				t.Errorf("%s: allocations measured %v, want %v: %v", tc.stack, got, tc.allocs, row)
 			}
+			// Every hop writes its answers: bytes and write calls measured.
+			if io := ioRow(t, report, tc.stack); slices.Contains(io[1:], "0.0") || slices.Contains(io[1:], "0.000") {
+				t.Errorf("%s: bytes or writes not measured: %v", tc.stack, io)
+			}
 		})
 	}
 	if !strings.Contains(report, "| ours-trace100 |") || !strings.Contains(report, "Cost of metrics and tracing") {
 		t.Errorf("no cost table:\n%s", report)
 	}
+}
+
+// ioRow is the stack's row of the bytes-written table.
+func ioRow(t *testing.T, report, stack string) []string {
+	t.Helper()
+	_, table, ok := strings.Cut(report, "| stack | gateway bytes |")
+	if !ok {
+		t.Fatalf("no bytes-written table:\n%s", report)
+	}
+	for _, line := range strings.Split(table, "\n") {
+		cells := strings.Split(strings.Trim(line, "| "), " | ")
+		if len(cells) == 7 && cells[0] == stack {
+			return cells
+		}
+	}
+	t.Fatalf("no bytes-written row for %s:\n%s", stack, report)
+	return nil
 }
 
 // usageRow is the stack's row of the per-hop table.

@@ -25,11 +25,18 @@ import (
 	"go-micro.dev/v4/client"
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/selector"
+	"go-micro.dev/v4/util/cmd"
 )
 
 // NewService is micro.NewService with the gRPC plugins; the caller calls
 // Init (which reads the flags) and Run.
 func NewService(name string, opts ...micro.Option) micro.Service {
+	// Upstream's registry plugins add themselves to go-micro's command line
+	// (--registry) in their init; the copies this module builds with
+	// (third_party/go-micro-plugins) do not, so a plain service does it here,
+	// as their init would have.
+	cmd.DefaultRegistries["consul"] = consul.NewRegistry
+	cmd.DefaultRegistries["etcd"] = etcd.NewRegistry
 	return micro.NewService(append([]micro.Option{
 		// Server and client first: the options after them configure these.
 		micro.Server(grpcserver.NewServer()),

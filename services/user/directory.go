@@ -77,17 +77,19 @@ func LoadDirectory(r io.Reader) (*Directory, error) {
 
 // Get returns the user with id.
 func (d *Directory) Get(id string) (User, error) {
+	// Looked up first: every id in the directory matched idPattern when
+	// loaded, so a found id needs no check, and the regexp (~0.3-0.5 us,
+	// on every call) runs only to explain a miss.
+	if u, ok := d.byID[id]; ok {
+		return u, nil
+	}
 	if id == "" {
 		return User{}, &FieldError{"id", "required"}
 	}
 	if !idPattern.MatchString(id) {
 		return User{}, &FieldError{"id", fmt.Sprintf("%q is not a user id (lowercase letters, digits, - or _)", id)}
 	}
-	u, ok := d.byID[id]
-	if !ok {
-		return User{}, fmt.Errorf("user %q: %w", id, ErrNotFound)
-	}
-	return u, nil
+	return User{}, fmt.Errorf("user %q: %w", id, ErrNotFound)
 }
 
 // List returns page (1-based; 0 means 1) of pageSize users (0 means 10) and

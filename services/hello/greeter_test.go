@@ -233,3 +233,17 @@ func startHello(t *testing.T, h *Handler) hellopb.HelloService {
 	servicetest.MustRun(t, svc)
 	return hellopb.NewHelloService("hello", svc.Client())
 }
+
+// TestGreetAllocations: a greeting by name allocates only its message
+// (fmt.Sprintf took one more, for the name boxed in an interface).
+func TestGreetAllocations(t *testing.T) {
+	h := &Handler{users: &fakeUsers{}, instance: "hello-1", log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	req, rsp := &hellopb.GreetRequest{Name: "Bob"}, &hellopb.GreetResponse{}
+	ctx := context.Background()
+	if allocs := testing.AllocsPerRun(100, func() { _ = h.Greet(ctx, req, rsp) }); allocs > 1 {
+		t.Errorf("%.0f allocations per greeting, want at most 1", allocs)
+	}
+	if rsp.Message != "Hello, Bob!" {
+		t.Errorf("Message = %q, want Hello, Bob!", rsp.Message)
+	}
+}

@@ -161,16 +161,18 @@ func (s *status) circuits() map[string][]circuitStatus {
 // Count wraps a client so that each attempt is counted against the
 // instance it went to (the attempt's call wrapper knows the node).
 func (s *status) Count(c client.Client) client.Client {
-	return countingClient{Client: c, calls: s.calls}
+	return countingClient{Client: c, count: client.WithCallWrapper(s.calls.wrap)}
 }
 
 type countingClient struct {
 	client.Client
-	calls *attempts
+	// count adds the counting call wrapper to a call's options: made once,
+	// as the method value and the option each allocate on every call.
+	count client.CallOption
 }
 
 func (c countingClient) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
-	return c.Client.Call(ctx, req, rsp, append(opts, client.WithCallWrapper(c.calls.wrap))...)
+	return c.Client.Call(ctx, req, rsp, append(opts, c.count)...)
 }
 
 // attempts keeps, per instance, attempts and failures in one-second

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"go-micro.dev/v4/client"
-	"go-micro.dev/v4/registry"
 )
 
 // clientID is the id go-micro's client gives the errors it raises itself
@@ -38,23 +37,4 @@ func failoverBackoff(_ context.Context, _ client.Request, attempt int) (time.Dur
 		return 0, nil
 	}
 	return time.Duration(attempt-1) * 50 * time.Millisecond, nil
-}
-
-// AttemptTimeout bounds each attempt, so a hung instance costs one attempt
-// and not the whole request timeout: go-micro bounds only the call as a
-// whole. A context that ends within d already bounds the attempt and is
-// used as it is: a service calling on inside a call it serves gets the
-// caller's shorter deadline, and a new context would cost allocations and
-// a timer per call for nothing.
-func AttemptTimeout(d time.Duration) client.CallWrapper {
-	return func(next client.CallFunc) client.CallFunc {
-		return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
-			if end, ok := ctx.Deadline(); ok && time.Until(end) <= d {
-				return next(ctx, node, req, rsp, opts)
-			}
-			ctx, cancel := context.WithTimeout(ctx, d)
-			defer cancel()
-			return next(ctx, node, req, rsp, opts)
-		}
-	}
 }

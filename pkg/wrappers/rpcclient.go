@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -173,6 +174,10 @@ func (r *rpcClient) Call(ctx context.Context, req client.Request, rsp interface{
 	r.mu.RLock()
 	callOpts, call, sel := r.opts.CallOptions, r.call, r.opts.Selector
 	r.mu.RUnlock()
+	// Clipped, the client's wrappers cannot be appended to in place: a
+	// call's own wrapper (client.WithCallWrapper) goes into a new slice,
+	// not into the spare room every concurrent call would write to.
+	callOpts.CallWrappers = slices.Clip(callOpts.CallWrappers)
 	base := callOpts.CallWrappers
 	for _, o := range opts {
 		o(&callOpts)

@@ -373,3 +373,55 @@ func TestCallEndsAtItsDeadline(t *testing.T) {
 		})
 	}
 }
+
+// TestCallWrapperOptionIsTheCallsOwn: a call wrapper passed with one call
+// (client.WithCallWrapper, as the gateway's status counter does) wraps that
+// call alone, however many calls run at once. The call options are a copy
+// of the client's, whose wrapper slice has room to spare: appending to it
+// in place wrote every concurrent call's wrapper into the same slot (a data
+// race; calls ran each other's wrapper).
+func TestCallWrapperOptionIsTheCallsOwn(t *testing.T) {
+	reg := registry.NewMemoryRegistry()
+	service := serviceName(t)
+	mustServe(t, reg, service, "a")
+	// Two more wrappers, as pkg/service adds (metrics, tracing): the
+	// client's slice then holds 3 with room for 4.
+	noop := func(next client.CallFunc) client.CallFunc { return next }
+	c, err := NewClient(reg, DefaultConfig(), client.WrapCall(noop), client.WrapCall(noop))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers, calls = 8, 50
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range calls {
+				var ran []int
+				mine := client.WithCallWrapper(func(next client.CallFunc) client.CallFunc {
+					return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
+						ran = append(ran, w)
+						return next(ctx, node, req, rsp, opts)
+					}
+				})
+				var rsp EchoResponse
+				req := c.NewRequest(service, "Echo.Call", &EchoRequest{Text: "hi"}, client.WithContentType("application/json"))
+				if err := c.Call(context.Background(), req, &rsp, mine); err != nil {
+					errs <- err
+					return
+				}
+				if len(ran) != 1 {
+					errs <- fmt.Errorf("worker %d call %d: its wrapper ran %d times, want once", w, i, len(ran))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}

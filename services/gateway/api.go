@@ -326,8 +326,13 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, status, body)
 }
 
+// jsonContentType is every answer's Content-Type, one slice for all: a
+// header's value slice is only read by net/http, and Set or Add replace or
+// copy it rather than write into it.
+var jsonContentType = []string{"application/json"}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
 	// An error here means the client went away; there is no one to tell.
 	_ = json.NewEncoder(w).Encode(v)

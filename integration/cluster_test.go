@@ -28,13 +28,13 @@ func forEachCluster(t *testing.T, test func(t *testing.T, c *stack.Cluster)) {
 // mustStartClusterSystem is mustStartSystem against every address of c.
 func mustStartClusterSystem(tb testing.TB, c *stack.Cluster, users int, args ...string) *system {
 	tb.Helper()
-	httpAddr := stack.MustFreeAddr(tb)
-	s := &system{url: "http://" + httpAddr}
+	s := &system{}
 	for i := range users {
 		s.users = append(s.users, c.MustStartNode(tb, "user-"+strconv.Itoa(i+1), "user", filepath.Join(binDir, "user"), args...))
 	}
 	s.hello = c.MustStartNode(tb, "hello", "hello", filepath.Join(binDir, "hello"), args...)
-	s.gateway = c.MustStartNode(tb, "gateway", "gateway", filepath.Join(binDir, "gateway"), append(args, "--http_address", httpAddr)...)
+	s.gateway = c.MustStartNode(tb, "gateway", "gateway", filepath.Join(binDir, "gateway"), append(args, "--http_address", "127.0.0.1:0")...)
+	s.url = gatewayURL(tb, s.gateway)
 	tb.Cleanup(func() {
 		for _, n := range append([]*stack.Node{s.gateway, s.hello}, s.users...) {
 			n.MustSignal(tb, syscall.SIGTERM)

@@ -18,10 +18,9 @@ import (
 func TestHashSelector(t *testing.T) {
 	forEachRegistry(t, func(t *testing.T, reg *stack.Registry) {
 		s := mustStartSystem(t, reg, 3, "--selector", "hash")
-		addr := stack.MustFreeAddr(t)
-		second := mustStartService(t, reg, "gateway", "gateway-2", "--selector", "hash", "--http_address", addr)
+		second := mustStartService(t, reg, "gateway", "gateway-2", "--selector", "hash", "--http_address", "127.0.0.1:0")
 		t.Cleanup(func() { second.MustSignal(t, syscall.SIGTERM) })
-		gateways := []string{s.url, "http://" + addr}
+		gateways := []string{s.url, gatewayURL(t, second)}
 		poll.Eventually(t, 20*time.Second, func() error {
 			if code := get(t, gateways[1]+"/readyz", nil); code != http.StatusOK {
 				return fmt.Errorf("second gateway: GET /readyz: %d", code)

@@ -20,12 +20,12 @@ func TestPrometheusFindsInstances(t *testing.T) {
 	forEachRegistry(t, func(t *testing.T, reg *stack.Registry) {
 		metricsAddr := map[string]string{} // instance name -> its --metrics_address
 		start := func(service, name string, args ...string) *stack.Node {
-			metricsAddr[name] = stack.MustFreeAddr(t)
-			return mustStartService(t, reg, service, name, append(args, "--metrics_address", metricsAddr[name])...)
+			n := mustStartService(t, reg, service, name, append(args, "--metrics_address", "127.0.0.1:0")...)
+			metricsAddr[name] = n.MustLoggedAddr(t, "metrics")
+			return n
 		}
-		httpAddr := stack.MustFreeAddr(t)
 		nodes := []*stack.Node{start("user", "user-1"), start("user", "user-2"), start("hello", "hello"),
-			start("gateway", "gateway", "--http_address", httpAddr)}
+			start("gateway", "gateway", "--http_address", "127.0.0.1:0")}
 		t.Cleanup(func() { // all at once: each drains for 2 s
 			for _, n := range nodes {
 				if !n.Exited() {
@@ -36,7 +36,7 @@ func TestPrometheusFindsInstances(t *testing.T) {
 
 		prom := stack.MustStartPrometheus(t, prometheusConfig(metricsAddr["gateway"]))
 
-		gateway := "http://" + httpAddr
+		gateway := gatewayURL(t, nodes[3])
 		poll.Eventually(t, 20*time.Second, func() error {
 			if code := get(t, gateway+"/readyz", nil); code != http.StatusOK {
 				return fmt.Errorf("GET /readyz: %d", code)

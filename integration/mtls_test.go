@@ -58,9 +58,7 @@ func TestMutualTLS(t *testing.T) {
 		real := mustStartService(t, reg, "user", "user", tlsArgs(certs, "user")...)
 		impostor := mustStartService(t, reg, "user", "impostor", tlsArgs(certs, "hello")...)
 		mustStartService(t, reg, "hello", "hello", tlsArgs(certs, "hello")...)
-		httpAddr := stack.MustFreeAddr(t)
-		mustStartService(t, reg, "gateway", "gateway", append(tlsArgs(certs, "gateway"), "--http_address", httpAddr)...)
-		url := "http://" + httpAddr
+		url := gatewayURL(t, mustStartService(t, reg, "gateway", "gateway", append(tlsArgs(certs, "gateway"), "--http_address", "127.0.0.1:0")...))
 		poll.Eventually(t, 20*time.Second, func() error {
 			if code := get(t, url+"/readyz", nil); code != http.StatusOK {
 				return fmt.Errorf("GET /readyz: %d", code)

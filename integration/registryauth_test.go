@@ -76,11 +76,9 @@ func (r *lockedRegistry) credentials(tb testing.TB, as string) []string {
 
 func TestLockedRegistryServesWithCredentials(t *testing.T) {
 	forEachLockedRegistry(t, func(t *testing.T, reg *lockedRegistry) {
-		httpAddr := stack.MustFreeAddr(t)
 		user := mustStartService(t, reg.Registry, "user", "user", reg.credentials(t, "user")...)
 		hello := mustStartService(t, reg.Registry, "hello", "hello", reg.credentials(t, "hello")...)
-		mustStartService(t, reg.Registry, "gateway", "gateway", append(reg.credentials(t, "gateway"), "--http_address", httpAddr)...)
-		url := "http://" + httpAddr
+		url := gatewayURL(t, mustStartService(t, reg.Registry, "gateway", "gateway", append(reg.credentials(t, "gateway"), "--http_address", "127.0.0.1:0")...))
 
 		poll.Eventually(t, 20*time.Second, func() error {
 			if code := get(t, url+"/readyz", nil); code != http.StatusOK {
@@ -211,14 +209,13 @@ func (r *lockedRegistry) revoke(tb testing.TB, service string) {
 
 func TestRevokedCredentialsServeFromCache(t *testing.T) {
 	forEachLockedRegistry(t, func(t *testing.T, reg *lockedRegistry) {
-		httpAddr := stack.MustFreeAddr(t)
 		mustStartService(t, reg.Registry, "user", "user", reg.credentials(t, "user")...)
 		hello := mustStartService(t, reg.Registry, "hello", "hello", reg.credentials(t, "hello")...)
 		// A short cache, so that the gateway's lookups go to the registry
 		// while the test runs, rather than to a list cached for a minute.
 		gateway := mustStartService(t, reg.Registry, "gateway", "gateway",
-			append(reg.credentials(t, "gateway"), "--http_address", httpAddr, "--registry_cache_ttl", "500ms")...)
-		url := "http://" + httpAddr
+			append(reg.credentials(t, "gateway"), "--http_address", "127.0.0.1:0", "--registry_cache_ttl", "500ms")...)
+		url := gatewayURL(t, gateway)
 		poll.Eventually(t, 20*time.Second, func() error {
 			if code := get(t, url+"/readyz", nil); code != http.StatusOK {
 				return fmt.Errorf("GET /readyz: %d", code)
@@ -308,13 +305,12 @@ func testRegistryTLS(t *testing.T, reg *stack.Registry, dir, other string) {
 	})
 
 	t.Run("served", func(t *testing.T) {
-		httpAddr := stack.MustFreeAddr(t)
 		user := mustStartService(t, reg, "user", "user", creds(dir, "user")...)
 		hello := mustStartService(t, reg, "hello", "hello", creds(dir, "hello")...)
-		mustStartService(t, reg, "gateway", "gateway", append(creds(dir, "gateway"), "--http_address", httpAddr)...)
+		url := gatewayURL(t, mustStartService(t, reg, "gateway", "gateway", append(creds(dir, "gateway"), "--http_address", "127.0.0.1:0")...))
 		var rsp struct{ Instances map[string]string }
 		poll.Eventually(t, 20*time.Second, func() error {
-			if code := get(t, "http://"+httpAddr+"/hello?user_id=ada", &rsp); code != http.StatusOK {
+			if code := get(t, url+"/hello?user_id=ada", &rsp); code != http.StatusOK {
 				return fmt.Errorf("GET /hello: %d", code)
 			}
 			return nil

@@ -22,6 +22,13 @@ func mustStartService(tb testing.TB, reg *stack.Registry, service, name string, 
 	return reg.MustStartNode(tb, name, service, filepath.Join(binDir, service), args...)
 }
 
+// gatewayURL is the HTTP API of a gateway started with --http_address
+// 127.0.0.1:0: the address it logged it listens on.
+func gatewayURL(tb testing.TB, gateway *stack.Node) string {
+	tb.Helper()
+	return "http://" + gateway.MustLoggedAddr(tb, "http listening")
+}
+
 // system is the whole system: user instances, one hello, one gateway.
 type system struct {
 	users   []*stack.Node
@@ -34,15 +41,15 @@ type system struct {
 // and returns once the gateway reports ready.
 func mustStartSystem(tb testing.TB, reg *stack.Registry, users int, args ...string) *system {
 	tb.Helper()
-	httpAddr := stack.MustFreeAddr(tb)
-	s := &system{url: "http://" + httpAddr}
+	s := &system{}
 	// One at a time, so that each new registry entry belongs to the instance
 	// just started.
 	for i := range users {
 		s.users = append(s.users, mustStartService(tb, reg, "user", "user-"+strconv.Itoa(i+1), args...))
 	}
 	s.hello = mustStartService(tb, reg, "hello", "hello", args...)
-	s.gateway = mustStartService(tb, reg, "gateway", "gateway", append(args, "--http_address", httpAddr)...)
+	s.gateway = mustStartService(tb, reg, "gateway", "gateway", append(args, "--http_address", "127.0.0.1:0")...)
+	s.url = gatewayURL(tb, s.gateway)
 	// Each instance drains for 2s on SIGTERM: stop them all at once rather
 	// than one after another. Runs before each process's own cleanup.
 	tb.Cleanup(func() {

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -220,6 +221,35 @@ func (p *Proc) Tail(n int) string {
 		return string(b)
 	}
 	return fmt.Sprintf("(last %d of %d lines)\n%s", n, len(lines), strings.Join(lines[len(lines)-n:], "\n"))
+}
+
+// MustLoggedAddr is the address= attribute of the first line p logged with
+// the message msg: a listener's address, which the process chose on port 0
+// and logs. A port picked free for it beforehand races with every process
+// that binds port 0 until it listens (CI: the gateway's HTTP port, picked
+// free, was taken meanwhile by hello's RPC server).
+func (p *Proc) MustLoggedAddr(tb testing.TB, msg string) string {
+	tb.Helper()
+	attr := regexp.MustCompile(`\baddress[=":]+([^"\s,]+)`)
+	var addr string
+	poll.Eventually(tb, 5*time.Second, func() error {
+		b, err := os.ReadFile(p.Log)
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			// slog's text (quoted when it has to be) or JSON.
+			if !strings.Contains(line, `msg="`+msg+`"`) && !strings.Contains(line, "msg="+msg+" ") && !strings.Contains(line, `"msg":"`+msg+`"`) {
+				continue
+			}
+			if m := attr.FindStringSubmatch(line); m != nil {
+				addr = m[1]
+				return nil
+			}
+		}
+		return fmt.Errorf("%s has not logged %q with an address yet", p.Name, msg)
+	})
+	return addr
 }
 
 // RSS is the resident set size of the process in bytes (VmRSS).

@@ -116,33 +116,29 @@ func TestEveryStackMeasured(t *testing.T) {
 // ioRow is the stack's row of the bytes-written table.
 func ioRow(t *testing.T, report, stack string) []string {
 	t.Helper()
-	_, table, ok := strings.Cut(report, "| stack | gateway bytes |")
-	if !ok {
-		t.Fatalf("no bytes-written table:\n%s", report)
-	}
-	for _, line := range strings.Split(table, "\n") {
-		cells := strings.Split(strings.Trim(line, "| "), " | ")
-		if len(cells) == 7 && cells[0] == stack {
-			return cells
-		}
-	}
-	t.Fatalf("no bytes-written row for %s:\n%s", stack, report)
-	return nil
+	return tableRow(t, report, "| stack | gateway bytes |", 7, stack)
 }
 
 // usageRow is the stack's row of the per-hop table.
 func usageRow(t *testing.T, report, stack string) []string {
 	t.Helper()
-	_, table, ok := strings.Cut(report, "| stack | requests |")
+	return tableRow(t, report, "| stack | requests |", 14, stack)
+}
+
+// tableRow is the cells of stack's row in the table of report headed by
+// header, which has cols columns.
+func tableRow(t *testing.T, report, header string, cols int, stack string) []string {
+	t.Helper()
+	_, table, ok := strings.Cut(report, header)
 	if !ok {
-		t.Fatalf("no per-hop table:\n%s", report)
+		t.Fatalf("no table headed %q:\n%s", header, report)
 	}
 	for _, line := range strings.Split(table, "\n") {
 		cells := strings.Split(strings.Trim(line, "| "), " | ")
-		if len(cells) == 14 && cells[0] == stack {
+		if len(cells) == cols && cells[0] == stack {
 			return cells
 		}
 	}
-	t.Fatalf("no per-hop row for %s:\n%s", stack, report)
+	t.Fatalf("no row for %s in the table headed %q:\n%s", stack, header, report)
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"time"
@@ -101,11 +102,18 @@ func cpuProfile(w http.ResponseWriter, r *http.Request) {
 }
 
 // namedProfile answers GET /debug/pprof/heap, allocs, goroutine, ...
+// With gc=1 (as net/http/pprof takes it) a heap profile is taken after a
+// collection: its in-use figures are then what the process holds, not
+// what it held at the last collection, garbage since then not counted.
 func namedProfile(w http.ResponseWriter, r *http.Request) {
-	p := pprof.Lookup(r.PathValue("name"))
+	name := r.PathValue("name")
+	p := pprof.Lookup(name)
 	if p == nil {
 		http.NotFound(w, r)
 		return
+	}
+	if gc, _ := strconv.Atoi(r.URL.Query().Get("gc")); gc > 0 && name == "heap" {
+		runtime.GC()
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	_ = p.WriteTo(w, 0)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime/metrics"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -175,4 +176,45 @@ func TestPprofOnlyWhenAsked(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A heap profile asked with gc=1 is taken after a collection, so that its
+// in-use figures are what the instance holds (how docs/performance.md's
+// heap profiles at load are taken); without gc=1 none is forced.
+func TestHeapProfileAfterCollection(t *testing.T) {
+	c := testConfig()
+	c.Pprof = true
+	svc := mustNew(t, c)
+	start(t, svc)
+	mustRegistered(t, svc)
+	svcs, err := svc.Registry().GetService("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + svcs[0].Nodes[0].Metadata[MetricsKey]
+	for _, tc := range []struct {
+		query  string
+		forced bool
+	}{{"", false}, {"?gc=1", true}, {"?gc=0", false}} {
+		before := forcedCollections()
+		rsp, err := http.Get(base + "/debug/pprof/heap" + tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(rsp.Body)
+		rsp.Body.Close()
+		if rsp.StatusCode != http.StatusOK || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Fatalf("GET /debug/pprof/heap%s: %d with %d bytes, want a profile", tc.query, rsp.StatusCode, len(b))
+		}
+		if forced := forcedCollections() > before; forced != tc.forced {
+			t.Errorf("GET /debug/pprof/heap%s: collection forced %v, want %v", tc.query, forced, tc.forced)
+		}
+	}
+}
+
+// forcedCollections is the number of collections runtime.GC has run.
+func forcedCollections() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/forced:gc-cycles"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }

@@ -504,6 +504,10 @@ func (p *connPool) get(addr string) (*pooledConn, error) {
 			// fixes the server's for the same reason, with the same sizes).
 			grpc.WithStaticStreamWindowSize(streamWindow),
 			grpc.WithStaticConnWindowSize(connWindow),
+			// The connection keeps its write buffer (32 KiB): a shared
+			// one goes back to gRPC's pool at every flush, an allocation
+			// each time (pkg/service/rpcserver does the same).
+			grpc.WithSharedWriteBuffer(false), //nolint:staticcheck // deprecated, still honoured (grpc-go 1.83)
 		)
 		if err != nil { // a malformed address
 			p.mu.Unlock()

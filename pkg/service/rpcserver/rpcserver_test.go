@@ -299,7 +299,9 @@ func workerGoroutines() int {
 // plugin's codecs, which copies every request: 181 allocations per call
 // here (190 with -race), 169 without (178). Measured as services run,
 // with grpc-go's gzip registered (pkg/tracing's OTLP exporter links it),
-// so that every call carries a grpc-accept-encoding header.
+// so that every call carries a grpc-accept-encoding header. The server
+// put its write buffer back into gRPC's pool at every flush: 168 (176)
+// with a buffer per connection.
 func TestDispatchAllocations(t *testing.T) {
 	addr := startEcho(t, registry.NewMemoryRegistry(), "echo")
 	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -327,4 +329,4 @@ func TestDispatchAllocations(t *testing.T) {
 	}
 }
 
-const maxDispatchAllocs = 171
+const maxDispatchAllocs = 168

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/example/micro-starter/pkg/tracing"
@@ -107,5 +108,17 @@ func (s Setup) Parse(args []string, getenv func(string) string, stdout io.Writer
 			return cfg, nil, true, &UsageError{err}
 		}
 	}
+	heapProfiling(cfg.Pprof && cfg.MetricsAddress != MetricsOff)
 	return cfg, tracing.NewLogger(stdout, cfg.Tracing.LogFormat), false, nil
+}
+
+// heapProfiling turns the runtime's sampling of allocations for heap
+// profiles off unless this instance serves them (--pprof). Linked in for
+// --pprof, it samples every 512 KiB allocated by default: a stack walk
+// each, and under load a table of the stacks seen that holds ~0.2 MiB per
+// process that nothing reads. Called once, before the instance starts.
+func heapProfiling(served bool) {
+	if !served {
+		runtime.MemProfileRate = 0
+	}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -75,5 +77,28 @@ func TestSetupParse(t *testing.T) {
 			}
 			tc.check(t, cfg, own, probed, out.String(), err)
 		})
+	}
+}
+
+// Parse turns heap profiling off unless the instance serves profiles: the
+// runtime's table of sampled stacks costs memory under load.
+func TestSetupParseHeapProfiling(t *testing.T) {
+	defaultRate := runtime.MemProfileRate
+	t.Cleanup(func() { runtime.MemProfileRate = defaultRate })
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{nil, 0},
+		{[]string{"--pprof"}, defaultRate},
+		{[]string{"--pprof", "--metrics_address", "off"}, 0},
+	} {
+		runtime.MemProfileRate = defaultRate
+		if _, _, done, err := (Setup{Name: "test"}).Parse(append([]string{"test", "--registry", "memory"}, tc.args...), func(string) string { return "" }, io.Discard); done || err != nil {
+			t.Fatalf("%v: done %v, err %v", tc.args, done, err)
+		}
+		if runtime.MemProfileRate != tc.want {
+			t.Errorf("%v: runtime.MemProfileRate %d, want %d", tc.args, runtime.MemProfileRate, tc.want)
+		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"go-micro.dev/v4/registry"
-	"go-micro.dev/v4/registry/cache"
 
 	"github.com/example/micro-starter/internal/poll"
 	"github.com/example/micro-starter/internal/stack"
@@ -32,7 +31,7 @@ func (c *countedLookups) GetService(name string, opts ...registry.GetOption) ([]
 // TestEtcdPausedPastTTLKeepsCallersCache: an etcd paused for longer than
 // the register TTL expires the leases of live instances by its own clock as
 // it resumes, and its watch deletes them all at once. A caller's cache
-// (go-micro's, on StaleOnError, as the services' clients) must keep the
+// (go-micro's or NewSelector's, on StaleOnError, as the services' clients) must keep the
 // service rather than drop it and send every call to a lookup of a registry
 // that just resumed: in bench/chaos T9 (one etcd paused 60 s) the gateway's
 // calls waited on such lookups until its breaker rejected some.
@@ -40,6 +39,12 @@ func TestEtcdPausedPastTTLKeepsCallersCache(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts etcd")
 	}
+	for _, kind := range callerCaches {
+		t.Run(kind, func(t *testing.T) { testEtcdPausedPastTTL(t, kind) })
+	}
+}
+
+func testEtcdPausedPastTTL(t *testing.T, kind string) {
 	const ttl = time.Second
 	reg := stack.MustStartRegistry(t, "etcd")
 	r, err := New(Config{Name: "etcd", Addresses: []string{reg.Addr}, Timeout: 5 * time.Second})
@@ -52,7 +57,7 @@ func TestEtcdPausedPastTTLKeepsCallersCache(t *testing.T) {
 	}
 	// Counted above StaleOnError: the cache's lookups, not its watch's resyncs.
 	counted := &countedLookups{Registry: StaleOnError(r, time.Second, 10*time.Second, t.Logf)}
-	c := cache.New(counted, cache.WithTTL(time.Minute))
+	c := newCallerCache(kind, counted, time.Minute)
 	t.Cleanup(c.Stop)
 	if svcs, err := c.GetService("user"); err != nil || countNodes(svcs) != 1 {
 		t.Fatalf("before the pause: %v, %v; want user-1", svcs, err)

@@ -40,28 +40,45 @@ import (
 // cannot keep a call on a dead instance nor get round the breaker, which
 // sees the call before this.
 func LoadBalance(strategy string, outliers *Outliers) client.Wrapper {
-	var (
-		order selector.Strategy
-		byKey func(key string) client.CallOption
-	)
+	return newBalance(strategy, outliers).wrapper(false)
+}
+
+// balance is a strategy's instance order, for every call (order) and for a
+// call with a hash key (byKey, "hash" only).
+type balance struct {
+	order selector.Strategy
+	byKey func(key string) client.CallOption
+}
+
+func newBalance(strategy string, outliers *Outliers) balance {
+	var b balance
 	switch strategy {
 	case "random":
-		order = func(services []*registry.Service) selector.Next { return randomOrder(services, outliers) }
+		b.order = func(services []*registry.Service) selector.Next { return randomOrder(services, outliers) }
 	case "hash":
-		byKey = func(key string) client.CallOption {
+		b.byKey = func(key string) client.CallOption {
 			return client.WithSelectOption(selector.WithStrategy(func(services []*registry.Service) selector.Next {
-				return walk(outliers.last(rendezvous(key, flatten(services))))
+				return walk(outliers.last(rendezvous(key, flatten(services))), 0)
 			}))
 		}
 		fallthrough // calls without a key
 	default:
 		rr := &roundRobin{outliers: outliers}
-		order = rr.order
+		b.order = rr.order
 	}
-	// Built once: the option is the same for every call.
-	withOrder := client.WithSelectOption(selector.WithStrategy(order))
+	return b
+}
+
+// wrapper is the balancer; inSelector: the client's selector already has
+// b.order as its strategy, so a call without a key needs no option.
+func (b balance) wrapper(inSelector bool) client.Wrapper {
+	var orderOnly []client.CallOption
+	if !inSelector {
+		// Built once: the option is the same for every call.
+		orderOnly = []client.CallOption{client.WithSelectOption(selector.WithStrategy(b.order))}
+	}
 	return func(next client.Client) client.Client {
-		return balancer{Client: next, orderOnly: []client.CallOption{withOrder}, byKey: byKey}
+		return balancer{Client: next, orderOnly: orderOnly, byKey: b.byKey}
 	}
 }
 
@@ -70,7 +87,7 @@ var strategies = map[string]bool{"roundrobin": true, "random": true, "hash": tru
 type balancer struct {
 	client.Client
 	// orderOnly is the instance order's option, alone: a call without
-	// options of its own passes it as it is.
+	// options of its own passes it as it is. nil: the selector orders.
 	orderOnly []client.CallOption
 	// byKey, if set, is the order of a call with a hash key.
 	byKey func(key string) client.CallOption
@@ -93,49 +110,78 @@ func (b balancer) Call(ctx context.Context, req client.Request, rsp interface{},
 	return err
 }
 
-// roundRobin keeps one position per service.
+// roundRobin keeps one position per service, and the instances of each
+// service sorted by id (the registry's order can change between lookups;
+// ids don't), sorted again only when the selector's list changes.
 type roundRobin struct {
-	next     sync.Map // service name -> *atomic.Uint64
+	services sync.Map // service name -> *rrService
 	outliers *Outliers
 }
 
-func (r *roundRobin) order(services []*registry.Service) selector.Next {
-	nodes := flatten(services)
-	// The registry's order can change between lookups; ids don't.
-	slices.SortFunc(nodes, func(a, b *registry.Node) int { return cmp.Compare(a.Id, b.Id) })
-	if len(nodes) > 1 {
-		// Rotated in place (nodes is this call's copy): start goes first.
-		start := int((r.counter(services[0].Name).Add(1) - 1) % uint64(len(nodes)))
-		slices.Reverse(nodes[:start])
-		slices.Reverse(nodes[start:])
-		slices.Reverse(nodes)
-	}
-	return walk(r.outliers.last(nodes))
+type rrService struct {
+	next   atomic.Uint64
+	sorted atomic.Pointer[sortedNodes]
 }
 
-// counter is the position of service, created on its first call.
-func (r *roundRobin) counter(service string) *atomic.Uint64 {
-	if n, ok := r.next.Load(service); ok {
-		return n.(*atomic.Uint64)
+// sortedNodes are the nodes of one list the selector handed out, which it
+// never changes (pkg/discovery.NewSelector). Holding the list keeps its
+// address from being reused by another while it is compared with.
+type sortedNodes struct {
+	of    []*registry.Service
+	nodes []*registry.Node // read-only
+}
+
+func (r *roundRobin) order(services []*registry.Service) selector.Next {
+	s := r.service(services[0].Name)
+	sorted := s.sorted.Load()
+	if sorted == nil || !sameList(sorted.of, services) {
+		nodes := flatten(services)
+		slices.SortFunc(nodes, func(a, b *registry.Node) int { return cmp.Compare(a.Id, b.Id) })
+		sorted = &sortedNodes{of: services, nodes: nodes}
+		s.sorted.Store(sorted)
 	}
-	n, _ := r.next.LoadOrStore(service, new(atomic.Uint64))
-	return n.(*atomic.Uint64)
+	nodes := sorted.nodes
+	start := 0
+	if len(nodes) > 1 {
+		start = int((s.next.Add(1) - 1) % uint64(len(nodes)))
+	}
+	if r.outliers.any() {
+		// Rotated into a copy of its own: start goes first.
+		rotated := make([]*registry.Node, 0, len(nodes))
+		rotated = append(append(rotated, nodes[start:]...), nodes[:start]...)
+		return walk(r.outliers.last(rotated), 0)
+	}
+	return walk(nodes, start)
+}
+
+// service is the state of service, created on its first call.
+func (r *roundRobin) service(name string) *rrService {
+	if s, ok := r.services.Load(name); ok {
+		return s.(*rrService)
+	}
+	s, _ := r.services.LoadOrStore(name, new(rrService))
+	return s.(*rrService)
+}
+
+// sameList reports whether a and b are the same slice.
+func sameList(a, b []*registry.Service) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 func randomOrder(services []*registry.Service, outliers *Outliers) selector.Next {
 	nodes := flatten(services)
 	rand.Shuffle(len(nodes), func(i, j int) { nodes[i], nodes[j] = nodes[j], nodes[i] })
-	return walk(outliers.last(nodes))
+	return walk(outliers.last(nodes), 0)
 }
 
-// walk visits nodes in order, each once before any twice.
-func walk(nodes []*registry.Node) selector.Next {
+// walk visits nodes in order from start, each once before any twice.
+func walk(nodes []*registry.Node, start int) selector.Next {
 	var i atomic.Uint64
 	return func() (*registry.Node, error) {
 		if len(nodes) == 0 {
 			return nil, selector.ErrNoneAvailable
 		}
-		return nodes[(i.Add(1)-1)%uint64(len(nodes))], nil
+		return nodes[(uint64(start)+i.Add(1)-1)%uint64(len(nodes))], nil
 	}
 }
 

@@ -85,6 +85,16 @@ func (o *Outliers) ejectedLocked(id string, now time.Time) bool {
 	return h != nil && now.Before(h.ejectedUntil)
 }
 
+// any reports whether some instance has failed lately (ejected or not).
+func (o *Outliers) any() bool {
+	if o == nil {
+		return false
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.nodes) > 0
+}
+
 // last moves the ejected nodes to the end, keeping the order of the rest.
 // It runs on every call: when no instance has failed lately (the usual
 // case) it returns nodes as they are.

@@ -178,12 +178,12 @@ func (r *rpcClient) Call(ctx context.Context, req client.Request, rsp interface{
 	// call's own wrapper (client.WithCallWrapper) goes into a new slice,
 	// not into the spare room every concurrent call would write to.
 	callOpts.CallWrappers = slices.Clip(callOpts.CallWrappers)
-	base := callOpts.CallWrappers
-	for _, o := range opts {
-		o(&callOpts)
-	}
-	if !sameWrappers(base, callOpts.CallWrappers) { // a call option added some
-		call = r.wrap(callOpts.CallWrappers)
+	if len(opts) > 0 {
+		base := callOpts.CallWrappers
+		callOpts = withCallOptions(callOpts, opts)
+		if !sameWrappers(base, callOpts.CallWrappers) { // a call option added some
+			call = r.wrap(callOpts.CallWrappers)
+		}
 	}
 	next, err := r.next(sel, req, callOpts)
 	if err != nil {
@@ -238,6 +238,15 @@ func (r *rpcClient) Call(ctx context.Context, req client.Request, rsp interface{
 		last = err
 	}
 	return last
+}
+
+// withCallOptions is o with opts applied: apart from Call, so that a call
+// without options keeps its options on the stack.
+func withCallOptions(o client.CallOptions, opts []client.CallOption) client.CallOptions {
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
 }
 
 // try is attempt i: back off, pick the next node, call it.

@@ -14,6 +14,7 @@ import (
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/selector"
 
+	"github.com/example/micro-starter/pkg/discovery"
 	"github.com/example/micro-starter/pkg/mtls"
 )
 
@@ -81,23 +82,37 @@ func NewClient(reg registry.Registry, c Config, extra ...client.Option) (client.
 }
 
 func newClient(reg registry.Registry, c Config, outliers *Outliers, extra ...client.Option) client.Client {
-	return chain(newBase(reg, c, outliers, extra...),
+	b := newBalance(c.Strategy, outliers)
+	// The selector orders every call's instances itself: the balancer
+	// then adds no select option to a call (an allocation each).
+	return chain(newOrderedBase(reg, c, outliers, b.order, extra...),
 		CallerChecks(),
 		Breaker(c.Breaker, c.RequestTimeout),
-		LoadBalance(c.Strategy, outliers),
+		b.wrapper(true),
 	)
 }
 
 // newBase is the innermost layer: go-micro's gRPC client with the cached,
-// watched registry, retries that fail over, and a timeout per attempt.
+// watched registry, retries that fail over, and a timeout per attempt. Its
+// selector orders instances at random, as go-micro's does.
 func newBase(reg registry.Registry, c Config, outliers *Outliers, extra ...client.Option) client.Client {
+	return newOrderedBase(reg, c, outliers, nil, extra...)
+}
+
+// newOrderedBase is newBase with the selector's strategy; nil: random.
+func newOrderedBase(reg registry.Registry, c Config, outliers *Outliers, order selector.Strategy, extra ...client.Option) client.Client {
+	selOpts := []selector.Option{selector.Registry(reg), cacheTTL(c.CacheTTL)}
+	if order != nil {
+		selOpts = append(selOpts, selector.SetStrategy(order))
+	}
 	// gRPC, not go-micro's default HTTP transport: on its pooled connections
 	// a call now and then gets no answer until a 5 s timeout, which is also
 	// the only bound it puts on an attempt (TestNoStallOnPooledConnections).
 	opts := append([]client.Option{
 		client.Registry(reg),
-		// The selector caches lookups and keeps them fresh with a registry watch.
-		client.Selector(selector.NewSelector(selector.Registry(reg), cacheTTL(c.CacheTTL))),
+		// The selector caches lookups and keeps them fresh with a registry
+		// watch; it hands out its lists without copying them.
+		client.Selector(discovery.NewSelector(selOpts...)),
 		// Services here don't publish events; the memory broker opens no port.
 		client.Broker(broker.NewMemoryBroker()),
 		client.Retries(c.Retries),
@@ -123,8 +138,8 @@ const (
 	outlierCooldown = 10 * time.Second
 )
 
-// cacheTTL sets the TTL of the selector's registry cache, which go-micro
-// reads from the selector's context (selector/default.go, newCache).
+// cacheTTL sets the TTL of the selector's registry cache, which go-micro's
+// selector (selector/default.go, newCache) and ours read from its context.
 func cacheTTL(d time.Duration) selector.Option {
 	return func(o *selector.Options) {
 		if o.Context == nil {

@@ -106,7 +106,7 @@ func newRPCClient(tlsConfig *tls.Config, opts ...client.Option) *rpcClient {
 	r := &rpcClient{
 		micro: grpcclient.NewClient(opts...),
 		opts:  options,
-		conns: newConnPool(creds, options.PoolTTL),
+		conns: newConnPool(creds, options.PoolTTL, attemptTimeoutOf(options)),
 		mdKey: tracing.MetadataKey(),
 	}
 	r.attemptTimeout.Store(int64(attemptTimeoutOf(options)))
@@ -129,7 +129,7 @@ func (r *rpcClient) Init(opts ...client.Option) error {
 	}
 	r.call = r.wrap(r.opts.CallOptions.CallWrappers)
 	r.attemptTimeout.Store(int64(attemptTimeoutOf(r.opts)))
-	r.conns.setTTL(r.opts.PoolTTL)
+	r.conns.set(r.opts.PoolTTL, attemptTimeoutOf(r.opts))
 	r.mu.Unlock()
 	return r.micro.Init(opts...)
 }
@@ -296,18 +296,36 @@ func (r *rpcClient) next(sel selector.Selector, req client.Request, opts client.
 // from now) or the context's comes first; a context that already ends in
 // time is used as it is: a service calling on inside a call it serves gets
 // its caller's shorter deadline without a context and a timer of its own.
+//
+// The attempt timeout itself is the connection's (connPool.get: gRPC's
+// method config), which gRPC applies to the context it makes for every
+// call anyway: a context of our own, which gRPC would then wrap in one of
+// its own, is made only for a shorter bound.
 func (r *rpcClient) attempt(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
+	c, ok := codecs[req.ContentType()]
+	if !ok {
+		return merrors.InternalServerError(clientID, "unsupported Content-Type: %s", req.ContentType())
+	}
+	pc, err := r.conns.get(node.Address)
+	if err != nil {
+		return merrors.InternalServerError(clientID, "Error sending request: %v", err)
+	}
+	defer pc.release()
+	var end time.Time // when the connection's timeout ends the attempt
 	if d := time.Duration(r.attemptTimeout.Load()); d > 0 {
 		if opts.RequestTimeout > 0 && opts.RequestTimeout < d {
 			d = opts.RequestTimeout
 		}
-		if end, ok := ctx.Deadline(); !ok || time.Until(end) > d {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, d)
-			defer cancel()
+		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > d {
+			if d == pc.timeout {
+				end = time.Now().Add(d)
+			} else {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, d)
+				defer cancel()
+			}
 		}
 	}
-	c, ok := codecs[req.ContentType()]
 	if !ok {
 		return merrors.InternalServerError(clientID, "unsupported Content-Type: %s", req.ContentType())
 	}
@@ -332,17 +350,16 @@ func (r *rpcClient) attempt(ctx context.Context, node *registry.Node, req client
 		}
 		ctx = gmetadata.AppendToOutgoingContext(ctx, kv...)
 	}
-	pc, err := r.conns.get(node.Address)
-	if err != nil {
-		return merrors.InternalServerError(clientID, "Error sending request: %v", err)
-	}
-	defer pc.release()
 	err = pc.cc.Invoke(ctx, r.methods.of(req.Service(), req.Endpoint()), body(req), rsp, c.callOptions...)
 	if err == nil {
 		return nil
 	}
 	if ctx.Err() != nil { // as the plugin answers an attempt its context ended
 		return merrors.Timeout(clientID, "%v", ctx.Err())
+	}
+	if !end.IsZero() && status.Code(err) == codes.DeadlineExceeded && !time.Now().Before(end) {
+		// The connection's timeout, as if it had been the context's.
+		return merrors.Timeout(clientID, "%v", context.DeadlineExceeded)
 	}
 	return microError(err)
 }
@@ -448,12 +465,14 @@ type connPool struct {
 
 	mu        sync.Mutex
 	ttl       time.Duration
+	timeout   time.Duration // of each call, by gRPC's method config; 0: none
 	conns     map[string]*pooledConn
 	lastSweep time.Time
 }
 
 type pooledConn struct {
 	cc       *grpc.ClientConn
+	timeout  time.Duration // gRPC bounds every call on cc to this; 0: none
 	created  time.Time
 	inFlight atomic.Int64
 	lastUsed atomic.Int64 // unix nanoseconds
@@ -472,14 +491,29 @@ const (
 	connWindow   = 4 << 20
 )
 
-func newConnPool(creds credentials.TransportCredentials, ttl time.Duration) *connPool {
-	return &connPool{creds: creds, ttl: ttl, conns: map[string]*pooledConn{}, lastSweep: time.Now()}
+func newConnPool(creds credentials.TransportCredentials, ttl, timeout time.Duration) *connPool {
+	return &connPool{creds: creds, ttl: ttl, timeout: timeout, conns: map[string]*pooledConn{}, lastSweep: time.Now()}
 }
 
-func (p *connPool) setTTL(ttl time.Duration) {
+// set changes the TTL and the call timeout; connections made with another
+// timeout are replaced, so that none bounds a call to the old one.
+func (p *connPool) set(ttl, timeout time.Duration) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.ttl = ttl
-	p.mu.Unlock()
+	if timeout != p.timeout {
+		p.timeout = timeout
+		for addr, c := range p.conns {
+			delete(p.conns, addr)
+			c.retire()
+		}
+	}
+}
+
+// timeoutConfig is gRPC's service config that bounds every call to d
+// (the method config whose name is empty applies to all methods).
+func timeoutConfig(d time.Duration) string {
+	return fmt.Sprintf(`{"methodConfig":[{"name":[{}],"timeout":"%d.%09ds"}]}`, d/time.Second, d%time.Second)
 }
 
 // get returns the connection to addr; call release when the call on it
@@ -505,7 +539,7 @@ func (p *connPool) get(addr string) (*pooledConn, error) {
 		}
 	}
 	if c == nil {
-		cc, err := grpc.NewClient("passthrough:///"+addr,
+		opts := []grpc.DialOption{
 			grpc.WithTransportCredentials(p.creds),
 			// The message size bounds are each codec's callOptions.
 			// Fixed windows: dynamic ones make grpc-go ping the server at
@@ -517,12 +551,16 @@ func (p *connPool) get(addr string) (*pooledConn, error) {
 			// one goes back to gRPC's pool at every flush, an allocation
 			// each time (pkg/service/rpcserver does the same).
 			grpc.WithSharedWriteBuffer(false), //nolint:staticcheck // deprecated, still honoured (grpc-go 1.83)
-		)
+		}
+		if p.timeout > 0 {
+			opts = append(opts, grpc.WithDefaultServiceConfig(timeoutConfig(p.timeout)))
+		}
+		cc, err := grpc.NewClient("passthrough:///"+addr, opts...)
 		if err != nil { // a malformed address
 			p.mu.Unlock()
 			return nil, err
 		}
-		c = &pooledConn{cc: cc, created: now}
+		c = &pooledConn{cc: cc, timeout: p.timeout, created: now}
 		p.conns[addr] = c
 	}
 	c.inFlight.Add(1)

@@ -211,6 +211,40 @@ func TestHungInstanceCostsOneAttempt(t *testing.T) {
 	}
 }
 
+// An attempt on a hung instance ends at the attempt timeout, which gRPC
+// applies as the connection's method config, as a timeout of the client's
+// own (retried elsewhere); after Init with another attempt timeout, at the
+// new one: the connections made with the old are replaced.
+func TestHungAttemptEndsAtAttemptTimeout(t *testing.T) {
+	reg := registry.NewMemoryRegistry()
+	svc := serviceName(t)
+	hung := mustServe(t, reg, svc, "hung")
+	hung.hang = make(chan struct{})
+	t.Cleanup(func() { close(hung.hang) })
+	cfg := DefaultConfig()
+	cfg.Retries = 0
+	cfg.AttemptTimeout = 100 * time.Millisecond
+	c := mustClient(t, reg, cfg)
+	for _, timeout := range []time.Duration{100 * time.Millisecond, 400 * time.Millisecond} {
+		if err := c.Init(withAttemptTimeout(timeout)); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_, err := call(context.Background(), c, svc)
+		took := time.Since(start)
+		e, ok := Error(err)
+		if !ok || e.Id != clientID || e.Code != 408 || e.Detail != context.DeadlineExceeded.Error() {
+			t.Fatalf("attempt timeout %v: %v, want the client's 408 %q", timeout, err, context.DeadlineExceeded)
+		}
+		if f := Classify(context.Background(), err); f != NetworkFault {
+			t.Errorf("attempt timeout %v: %v is a %v fault, want a network fault (retried)", timeout, err, f)
+		}
+		if took < timeout || took > timeout+time.Second {
+			t.Errorf("attempt timeout %v: the call took %v", timeout, took)
+		}
+	}
+}
+
 // TestNoStallOnPooledConnections is why the client uses gRPC: with
 // go-micro's HTTP transport one of the first few hundred sequential calls on
 // a pooled connection got no answer for 5 s.

@@ -165,10 +165,20 @@ type method struct {
 	endpoint string // "UserService.Get", as the plugin names it
 	rcvr     reflect.Value
 	fn       reflect.Value
-	arg      reflect.Type // pointed-to type if argPtr
-	argPtr   bool
-	reply    reflect.Type // pointed-to type
+	argPtr   bool // the method takes a pointer to its argument
+	// frame holds what a call needs, in one allocation: the request (R),
+	// the argument (A) and the reply (P).
+	frame reflect.Type
 }
+
+// Fields of a method's frame.
+const (
+	frameRequest = iota
+	frameArg
+	frameReply
+)
+
+var typeOfRequest = reflect.TypeFor[request]()
 
 var (
 	typeOfError   = reflect.TypeFor[error]()
@@ -198,9 +208,12 @@ func (d *dispatcher) register(rcvr any) error {
 			endpoint: name + "." + m.Name,
 			rcvr:     v,
 			fn:       m.Func,
-			arg:      arg,
 			argPtr:   argPtr,
-			reply:    mt.In(3).Elem(),
+			frame: reflect.StructOf([]reflect.StructField{
+				frameRequest: {Name: "R", Type: typeOfRequest},
+				frameArg:     {Name: "A", Type: arg},
+				frameReply:   {Name: "P", Type: mt.In(3).Elem()},
+			}),
 		}
 	}
 	d.mu.Lock()
@@ -285,12 +298,14 @@ func (d *dispatcher) handle(_ any, stream grpc.ServerStream) error {
 		}
 	}
 
-	req := &request{service: d.server.Options().Name, contentType: ct, method: m}
 	c, err := codecOf(ct)
 	if err != nil {
 		return status.Error(codes.Internal, err.Error())
 	}
-	argp := reflect.New(m.arg)
+	frame := reflect.New(m.frame).Elem()
+	req := frame.Field(frameRequest).Addr().Interface().(*request)
+	*req = request{service: d.server.Options().Name, contentType: ct, method: m}
+	argp := frame.Field(frameArg).Addr()
 	if err := req.decode(stream, c, argp.Interface()); err != nil {
 		return err
 	}
@@ -298,7 +313,7 @@ func (d *dispatcher) handle(_ any, stream grpc.ServerStream) error {
 	if !m.argPtr {
 		req.arg = argp.Elem()
 	}
-	reply := reflect.New(m.reply).Interface()
+	reply := frame.Field(frameReply).Addr().Interface()
 	if err := d.handler()(ctx, req, reply); err != nil {
 		return errorStatus(err)
 	}
@@ -392,7 +407,10 @@ func call(ctx context.Context, r server.Request, reply any) (err error) {
 		}
 	}()
 	m := req.method
-	out := m.fn.Call([]reflect.Value{m.rcvr, reflect.ValueOf(ctx), req.arg, reflect.ValueOf(reply)})
+	// ctx as a value of the interface type the method takes, held in the
+	// request: reflect would otherwise allocate to convert it.
+	req.ctx = ctx
+	out := m.fn.Call([]reflect.Value{m.rcvr, reflect.ValueOf(&req.ctx).Elem(), req.arg, reflect.ValueOf(reply)})
 	if e := out[0].Interface(); e != nil {
 		return e.(error)
 	}
@@ -480,6 +498,7 @@ type request struct {
 	service     string
 	contentType string
 	method      *method
+	ctx         context.Context // the method's (call)
 	arg         reflect.Value
 	in          mem.BufferSlice // the request as gRPC read it (decode)
 	out         outbound        // the answer, encoded

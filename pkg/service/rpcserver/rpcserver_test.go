@@ -301,7 +301,9 @@ func workerGoroutines() int {
 // with grpc-go's gzip registered (pkg/tracing's OTLP exporter links it),
 // so that every call carries a grpc-accept-encoding header. The server
 // put its write buffer back into gRPC's pool at every flush: 168 (176)
-// with a buffer per connection.
+// with a buffer per connection. The request, the argument and the reply
+// were an allocation each, and reflect boxed the context for the method:
+// 165 (173) with one frame per call holding them all.
 func TestDispatchAllocations(t *testing.T) {
 	addr := startEcho(t, registry.NewMemoryRegistry(), "echo")
 	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -329,4 +331,4 @@ func TestDispatchAllocations(t *testing.T) {
 	}
 }
 
-const maxDispatchAllocs = 168
+const maxDispatchAllocs = 165

@@ -39,23 +39,24 @@ func methodToGRPC(service, method string) string {
 }
 
 func newGRPCRequest(service, method string, request interface{}, contentType string, reqOpts ...client.RequestOption) client.Request {
-	var opts client.RequestOptions
-	for _, o := range reqOpts {
-		o(&opts)
-	}
-
-	// set the content-type specified
-	if len(opts.ContentType) > 0 {
-		contentType = opts.ContentType
-	}
-
-	return &grpcRequest{
+	// Fork: the options are applied in place: options of their own
+	// escaped, an allocation per request besides the request.
+	r := &grpcRequest{
 		service:     service,
 		method:      method,
 		request:     request,
 		contentType: contentType,
-		opts:        opts,
 	}
+	for _, o := range reqOpts {
+		o(&r.opts)
+	}
+
+	// set the content-type specified
+	if len(r.opts.ContentType) > 0 {
+		r.contentType = r.opts.ContentType
+	}
+
+	return r
 }
 
 func (g *grpcRequest) ContentType() string {

@@ -26,8 +26,8 @@ import (
 //     string) as a 500 of its own, as if the connection had failed: retried,
 //     counted against the callee, and anyone able to send bad input could
 //     open the callee's circuit for every client.
-//   - The context is marked as the caller's (withCaller), so that a call that
-//     fails because the caller gave up counts against nobody (Classify).
+//   - A call that fails because the caller gave up counts against nobody
+//     (Classify; the client marks the contexts it derives: derivedFrom).
 func CallerChecks() client.Wrapper {
 	return func(next client.Client) client.Client { return callerChecks{next} }
 }
@@ -43,7 +43,7 @@ func (c callerChecks) Call(ctx context.Context, req client.Request, rsp interfac
 	} else if ok {
 		req = newEncodedRequest(req, data)
 	}
-	err := c.Client.Call(withCaller(ctx), req, rsp, opts...)
+	err := c.Client.Call(ctx, req, rsp, opts...)
 	if err != nil && callerEnded(ctx) {
 		// The caller gave up: whatever the chain made of that (a 408 from
 		// go-micro, a plain context error from the breaker), say so.

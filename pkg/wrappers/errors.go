@@ -68,9 +68,8 @@ func (f Fault) String() string {
 // of its own, like a failed dial, and the caller's own cancelled context as
 // a 408, like an attempt timeout: their id and code cannot tell them apart.
 // So caller failures are told where they happen: ByCaller marks errors the
-// caller found itself, and NewClient marks the context the caller passed
-// (withCaller), which the contexts the client derives from it (request and
-// attempt timeouts) inherit.
+// caller found itself, and the client marks the contexts it derives from
+// the caller's (its request timeout: derivedFrom) with the caller's.
 func Classify(ctx context.Context, err error) Fault {
 	if err == nil {
 		return NoFault
@@ -146,6 +145,17 @@ type callerKey struct{}
 // from the client's own request timeout.
 func withCaller(ctx context.Context) context.Context {
 	return context.WithValue(ctx, callerKey{}, ctx)
+}
+
+// derivedFrom marks ctx, which the client derived from caller (its request
+// timeout), as caller's: the client marks only the contexts it makes, so a
+// call that makes none (a caller with a deadline of its own, or the first
+// attempt of one without) costs no mark.
+func derivedFrom(ctx, caller context.Context) context.Context {
+	if c, ok := caller.Value(callerKey{}).(context.Context); ok {
+		caller = c
+	}
+	return context.WithValue(ctx, callerKey{}, caller)
 }
 
 // callerEnded reports whether the caller's context has ended. Without a

@@ -195,6 +195,7 @@ func (r *rpcClient) Call(ctx context.Context, req client.Request, rsp interface{
 	// make no other; a retry makes it then.
 	deadline, has := ctx.Deadline()
 	lazy := false
+	caller := ctx
 	if has {
 		callOpts.RequestTimeout = time.Until(deadline)
 	} else {
@@ -205,6 +206,7 @@ func (r *rpcClient) Call(ctx context.Context, req client.Request, rsp interface{
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithDeadline(ctx, deadline)
 			defer cancel()
+			ctx = derivedFrom(ctx, caller)
 		}
 	}
 	if ctx.Err() != nil {
@@ -216,6 +218,7 @@ func (r *rpcClient) Call(ctx context.Context, req client.Request, rsp interface{
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithDeadline(ctx, deadline)
 			defer cancel()
+			ctx = derivedFrom(ctx, caller)
 		}
 		callOpts.RequestTimeout = time.Until(deadline)
 		err := r.try(ctx, i, next, call, sel, req, rsp, callOpts)

@@ -327,7 +327,9 @@ func (f *frameCounter) add(p []byte) {
 // attempt had a context for its timeout, which gRPC wrapped in one of its
 // own: 172 (178) with the timeout as the connection's method config; 169
 // (175) with the server's frame per call (pkg/service/rpcserver); 168
-// (174) with the request's options applied in place (NewRequest).
+// (174) with the request's options applied in place (NewRequest). The
+// caller's context was marked as such at every call: 167 (173) with only
+// the contexts the client derives marked.
 func TestClientAllocations(t *testing.T) {
 	reg := registry.NewMemoryRegistry()
 	service := serviceName(t)
@@ -339,7 +341,7 @@ func TestClientAllocations(t *testing.T) {
 	}
 }
 
-const maxClientAllocs = 168
+const maxClientAllocs = 167
 
 // A call ends at its request timeout however its attempts fall, also when
 // the first attempt runs without the call's context (made only for a
@@ -446,5 +448,47 @@ func TestNewRequestAllocations(t *testing.T) {
 	}
 	if allocs > 1 {
 		t.Errorf("%.0f allocations per request, want 1", allocs)
+	}
+}
+
+// Each attempt's fault as the outlier record and the retry policy see it:
+// an attempt the client's own request timeout cut short (the retry, here)
+// is the network's, never the caller's, who is still waiting. The client
+// marks the contexts it derives with the caller's (derivedFrom); unmarked,
+// the retry's context ended, and the attempt counted as the caller's.
+func TestAttemptCutByRequestTimeoutIsNotTheCallers(t *testing.T) {
+	reg := registry.NewMemoryRegistry()
+	service := serviceName(t)
+	for _, id := range []string{"a", "b"} {
+		e := mustServe(t, reg, service, id)
+		e.hang = make(chan struct{})
+		t.Cleanup(func() { close(e.hang) })
+	}
+	var (
+		mu     sync.Mutex
+		faults []Fault
+	)
+	record := func(next client.CallFunc) client.CallFunc {
+		return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
+			err := next(ctx, node, req, rsp, opts)
+			mu.Lock()
+			faults = append(faults, Classify(ctx, err))
+			mu.Unlock()
+			return err
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.RequestTimeout, cfg.AttemptTimeout = 300*time.Millisecond, 200*time.Millisecond
+	c, err := NewClient(reg, cfg, client.WrapCall(record))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := call(context.Background(), c, service); code(err) != 408 {
+		t.Fatalf("two hung instances: %v, want a 408", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(faults) != 2 || faults[0] != NetworkFault || faults[1] != NetworkFault {
+		t.Errorf("attempts' faults %v, want two network faults", faults)
 	}
 }

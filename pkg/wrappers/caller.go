@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"go-micro.dev/v4/client"
 	"go-micro.dev/v4/codec/bytes"
@@ -38,10 +39,10 @@ func (c callerChecks) Call(ctx context.Context, req client.Request, rsp interfac
 	if callerEnded(ctx) {
 		return gaveUp(ctx)
 	}
-	if data, ok, err := encode(req.ContentType(), req.Body()); err != nil {
+	if r, ok, err := encodeRequest(req); err != nil {
 		return ByCaller(merrors.InternalServerError(clientID, "%s.%s: encoding the request: %v", req.Service(), req.Endpoint(), err))
 	} else if ok {
-		req = newEncodedRequest(req, data)
+		req = r
 	}
 	err := c.Client.Call(ctx, req, rsp, opts...)
 	if err != nil && callerEnded(ctx) {
@@ -65,18 +66,33 @@ func gaveUp(ctx context.Context) error {
 // encodedRequest is a request whose body is already encoded. The gRPC
 // client's codecs send a *bytes.Frame as it is; ours sends wire, the same
 // bytes as gRPC takes them, made once per call rather than per attempt.
-// One allocation holds it all.
+// One allocation holds it all, a small body included.
 type encodedRequest struct {
 	client.Request
 	frame bytes.Frame
 	wire  wireBody
+	small [smallBody]byte // the body, if it fits
 }
 
-func newEncodedRequest(req client.Request, data []byte) *encodedRequest {
-	r := &encodedRequest{Request: req, frame: bytes.Frame{Data: data}}
+// smallBody is the size of a body encoded into its request: the services'
+// requests are a few dozen bytes.
+const smallBody = 128
+
+// encodeRequest is req with its body encoded (encode); ok is false for a
+// body or content type left to the client.
+func encodeRequest(req client.Request) (*encodedRequest, bool, error) {
+	if !encodes(req.ContentType(), req.Body()) {
+		return nil, false, nil
+	}
+	r := &encodedRequest{Request: req}
+	data, ok, err := encode(r.small[:0], req.ContentType(), req.Body())
+	if !ok || err != nil {
+		return nil, ok, err
+	}
+	r.frame.Data = data
 	r.wire.sb = data
 	r.wire.bufs[0] = &r.wire.sb
-	return r
+	return r, true, nil
 }
 
 func (r *encodedRequest) Body() interface{} { return &r.frame }
@@ -95,10 +111,23 @@ func body(req client.Request) any {
 	return req.Body()
 }
 
-// encode encodes body as go-micro's gRPC client does for contentType (its
-// default codecs, client/grpc codec.go); ok is false for a body or content
-// type it leaves to the client.
-func encode(contentType string, body interface{}) (data []byte, ok bool, err error) {
+// encodes reports whether encode encodes body for contentType.
+func encodes(contentType string, body interface{}) bool {
+	if _, ok := body.(*bytes.Frame); ok {
+		return false
+	}
+	switch contentType {
+	case "application/grpc", "application/grpc+proto", "application/proto", "application/protobuf", "application/octet-stream",
+		"application/json", "application/grpc+json":
+		return true
+	}
+	return false
+}
+
+// encode appends body to dst encoded as go-micro's gRPC client encodes it
+// for contentType (its default codecs, client/grpc codec.go); ok is false
+// for a body or content type it leaves to the client.
+func encode(dst []byte, contentType string, body interface{}) (data []byte, ok bool, err error) {
 	if _, ok := body.(*bytes.Frame); ok {
 		return nil, false, nil
 	}
@@ -107,17 +136,17 @@ func encode(contentType string, body interface{}) (data []byte, ok bool, err err
 	case "application/grpc", "application/grpc+proto", "application/proto", "application/protobuf", "application/octet-stream":
 		switch m := body.(type) {
 		case proto.Message:
-			b, err = proto.Marshal(m)
+			b, err = proto.MarshalOptions{}.MarshalAppend(dst, m)
 		case protoiface.MessageV1:
-			b, err = proto.Marshal(protoadapt.MessageV2Of(m))
+			b, err = proto.MarshalOptions{}.MarshalAppend(dst, protoadapt.MessageV2Of(m))
 		default:
 			err = fmt.Errorf("%T is not a proto message", body)
 		}
 	case "application/json", "application/grpc+json":
 		if m, ok := body.(proto.Message); ok {
-			b, err = protojson.Marshal(m)
+			b, err = protojson.MarshalOptions{}.MarshalAppend(dst, m)
 		} else {
-			b, err = json.Marshal(body)
+			b, err = appendJSON(dst, body)
 		}
 	default:
 		return nil, false, nil
@@ -127,3 +156,35 @@ func encode(contentType string, body interface{}) (data []byte, ok bool, err err
 	}
 	return b, true, nil
 }
+
+// appendJSON appends v to dst as json.Marshal encodes it, through an
+// encoder kept for the next call: json.Marshal copies what it encoded into
+// a slice of its own.
+func appendJSON(dst []byte, v any) ([]byte, error) {
+	a := jsonAppenders.Get().(*jsonAppender)
+	a.buf = dst
+	err := a.enc.Encode(v) // as json.Marshal, and a newline
+	b := a.buf
+	a.buf = nil
+	jsonAppenders.Put(a)
+	if err != nil {
+		return nil, err
+	}
+	return b[:len(b)-1], nil
+}
+
+type jsonAppender struct {
+	buf []byte
+	enc *json.Encoder // writes to buf
+}
+
+func (a *jsonAppender) Write(p []byte) (int, error) {
+	a.buf = append(a.buf, p...)
+	return len(p), nil
+}
+
+var jsonAppenders = sync.Pool{New: func() any {
+	a := &jsonAppender{}
+	a.enc = json.NewEncoder(a)
+	return a
+}}

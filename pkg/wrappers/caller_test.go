@@ -1,9 +1,12 @@
 package wrappers
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,6 +14,8 @@ import (
 	"go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/registry"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/example/micro-starter/internal/poll"
@@ -159,10 +164,46 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-// CallerChecks' own cost per call: the encoded body and one request
-// holding it with the buffers gRPC sends (the caller's mark on the context
-// besides: 3 before, now only on the contexts the client derives; a frame
-// of its own besides: 4 before that).
+// A body is encoded into its request as go-micro's client plugin encodes
+// it (proto.Marshal, protojson.Marshal, json.Marshal), whatever its size,
+// and fails as they fail.
+func TestEncodeAsThePlugin(t *testing.T) {
+	long := strings.Repeat("<&> é ", 100) // past smallBody; escaped by json.Marshal
+	for _, tc := range []struct {
+		name        string
+		contentType string
+		body        any
+		want        func(any) ([]byte, error)
+	}{
+		{"proto", "application/grpc+proto", wrapperspb.String("hi"), func(v any) ([]byte, error) { return proto.Marshal(v.(proto.Message)) }},
+		{"proto, long", "application/protobuf", wrapperspb.String(long), func(v any) ([]byte, error) { return proto.Marshal(v.(proto.Message)) }},
+		{"proto, empty", "application/grpc", &wrapperspb.StringValue{}, func(v any) ([]byte, error) { return proto.Marshal(v.(proto.Message)) }},
+		{"proto as JSON", "application/json", wrapperspb.String(long), func(v any) ([]byte, error) { return protojson.Marshal(v.(proto.Message)) }},
+		{"JSON", "application/json", &EchoRequest{Text: "hi"}, json.Marshal},
+		{"JSON, long", "application/grpc+json", &EchoRequest{Text: long}, json.Marshal},
+		{"JSON, not encodable", "application/json", map[string]any{"c": make(chan int)}, json.Marshal},
+		{"proto, invalid UTF-8", "application/grpc+proto", wrapperspb.String("\xff"), func(v any) ([]byte, error) { return proto.Marshal(v.(proto.Message)) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want, wantErr := tc.want(tc.body)
+			r, ok, err := encodeRequest(client.NewRequest("s", "E.Call", tc.body, client.WithContentType(tc.contentType)))
+			if (err != nil) != (wantErr != nil) || !ok && err == nil {
+				t.Fatalf("encoded: %v (ok %v), want error %v", err, ok, wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if !bytes.Equal(r.frame.Data, want) || !bytes.Equal(r.wire.sb, want) {
+				t.Errorf("encoded %q, want %q", r.frame.Data, want)
+			}
+		})
+	}
+}
+
+// CallerChecks' own cost per call: one request holding the encoded body
+// and the buffers gRPC sends (the body besides: 2 before; the caller's
+// mark on the context besides: 3 before that, now only on the contexts
+// the client derives; a frame of its own besides: 4 before that).
 func TestCallerChecksAllocations(t *testing.T) {
 	c := chain(answered{}, CallerChecks())
 	req := client.NewRequest("s", "Echo.Call", &EchoRequest{Text: "hi"}, client.WithContentType("application/json"))
@@ -173,7 +214,11 @@ func TestCallerChecksAllocations(t *testing.T) {
 		}
 	})
 	t.Logf("%.1f allocations per call", allocs)
-	if allocs > 2 {
-		t.Errorf("%.1f allocations per call, want at most 2", allocs)
+	limit := 1.0
+	if raceAllocs > 0 {
+		limit = 2 // the race detector drops pooled JSON encoders at random
+	}
+	if allocs > limit {
+		t.Errorf("%.1f allocations per call, want at most %.0f", allocs, limit)
 	}
 }

@@ -643,11 +643,23 @@ func keepsBytes(v any) bool {
 }
 
 // outbound is an encoded answer, as rawCodec sends it. Its buffer lives in
-// the request, so that sending it allocates nothing.
+// the request, so that sending it allocates nothing; so does a small
+// answer, with the plugin's codecs (appendMarshaler).
 type outbound struct {
-	data mem.BufferSlice
-	sb   mem.SliceBuffer
-	buf  [1]mem.Buffer
+	data  mem.BufferSlice
+	sb    mem.SliceBuffer
+	buf   [1]mem.Buffer
+	small [smallAnswer]byte
+}
+
+// smallAnswer is the size of an answer encoded into its request: the
+// services' answers are a few dozen bytes.
+const smallAnswer = 128
+
+// appendMarshaler is a codec that can encode into a buffer given (the
+// plugin's json and proto codecs), or into one of its own if that is short.
+type appendMarshaler interface {
+	AppendMarshal(dst []byte, v any) ([]byte, error)
 }
 
 func (o *outbound) encode(c msgCodec, v any) error {
@@ -656,7 +668,13 @@ func (o *outbound) encode(c msgCodec, v any) error {
 		o.data = data
 		return err
 	}
-	b, err := c.v1.Marshal(v)
+	var b []byte
+	var err error
+	if a, ok := c.v1.(appendMarshaler); ok {
+		b, err = a.AppendMarshal(o.small[:0], v)
+	} else {
+		b, err = c.v1.Marshal(v)
+	}
 	if err != nil {
 		return err
 	}

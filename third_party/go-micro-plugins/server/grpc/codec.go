@@ -3,6 +3,7 @@ package grpc
 import (
 	"encoding/json"
 	"strings"
+	"sync"
 
 	b "bytes"
 
@@ -50,6 +51,65 @@ func (w wrapCodec) Marshal(v interface{}) ([]byte, error) {
 	}
 	return w.Codec.Marshal(v)
 }
+
+// Fork: AppendMarshal is Marshal into dst (a server's buffer for the
+// answer, pkg/service/rpcserver), or into a slice of its own if dst is
+// short: the same bytes and errors, without the copy json.Marshal and
+// proto.Marshal make of what they encoded.
+func (w wrapCodec) AppendMarshal(dst []byte, v interface{}) ([]byte, error) {
+	if b, ok := v.(*bytes.Frame); ok {
+		return b.Data, nil
+	}
+	switch w.Codec.(type) {
+	case jsonCodec:
+		if _, ok := v.(proto.Message); !ok {
+			return appendJSON(dst, v)
+		}
+	case protoCodec:
+		m, ok := v.(proto.Message)
+		if !ok {
+			return nil, codec.ErrInvalidMessage
+		}
+		buf := proto.Buffer{}
+		buf.SetBuf(dst)
+		if err := buf.Marshal(m); err != nil { // proto.Marshal, appending
+			return nil, err
+		}
+		return buf.Bytes(), nil
+	}
+	return w.Codec.Marshal(v)
+}
+
+// Fork: appendJSON appends v to dst as json.Marshal encodes it, through an
+// encoder kept for the next call.
+func appendJSON(dst []byte, v interface{}) ([]byte, error) {
+	a := jsonAppenders.Get().(*jsonAppender)
+	a.buf = dst
+	err := a.enc.Encode(v) // as json.Marshal, and a newline
+	out := a.buf
+	a.buf = nil
+	jsonAppenders.Put(a)
+	if err != nil {
+		return nil, err
+	}
+	return out[:len(out)-1], nil
+}
+
+type jsonAppender struct {
+	buf []byte
+	enc *json.Encoder // writes to buf
+}
+
+func (a *jsonAppender) Write(p []byte) (int, error) {
+	a.buf = append(a.buf, p...)
+	return len(p), nil
+}
+
+var jsonAppenders = sync.Pool{New: func() interface{} {
+	a := &jsonAppender{}
+	a.enc = json.NewEncoder(a)
+	return a
+}}
 
 func (w wrapCodec) Unmarshal(data []byte, v interface{}) error {
 	b, ok := v.(*bytes.Frame)

@@ -4,4 +4,4 @@ package wrappers
 
 // raceAllocs is what the race detector adds to a call's allocations (some
 // of it because it drops pooled JSON encoders and decoders at random).
-const raceAllocs = 10
+const raceAllocs = 13

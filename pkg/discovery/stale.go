@@ -195,12 +195,20 @@ func (s *staleRegistry) Watch(opts ...registry.WatchOption) (registry.Watcher, e
 			return ids
 		},
 		lookup: func() ([]*registry.Service, error) {
-			var svcs []*registry.Service
-			err := Call(context.Background(), s.timeout, func() (err error) {
-				svcs, err = s.Registry.GetService(o.Service)
+			// The answer comes through a channel: a lookup that outlasts
+			// the timeout still answers after Call has returned.
+			answer := make(chan []*registry.Service, 1)
+			err := Call(context.Background(), s.timeout, func() error {
+				svcs, err := s.Registry.GetService(o.Service)
+				answer <- svcs
 				return err
 			})
 			s.answered(o.Service, err == nil || errors.Is(err, registry.ErrNotFound))
+			var svcs []*registry.Service
+			select {
+			case svcs = <-answer:
+			default: // no answer in time
+			}
 			return svcs, err
 		}}
 	go r.pump()

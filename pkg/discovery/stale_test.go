@@ -4,10 +4,13 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go-micro.dev/v4/registry"
+
+	"github.com/example/micro-starter/internal/poll"
 )
 
 // scriptedRegistry answers GetService with whatever the test set last.
@@ -266,5 +269,46 @@ func TestStaleWaitsLittleWhileFailing(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("a lookup after a failed one waited on a registry that does not answer (the whole timeout: 1 h)")
+	}
+}
+
+// slowRegistry answers its first GetService late, after 50 ms.
+type slowRegistry struct {
+	registry.Registry
+	calls, answered atomic.Int64
+}
+
+func (h *slowRegistry) GetService(name string, opts ...registry.GetOption) ([]*registry.Service, error) {
+	if h.calls.Add(1) == 1 {
+		<-time.After(50 * time.Millisecond) // a registry that does not answer in time
+	}
+	defer h.answered.Add(1)
+	return []*registry.Service{{Name: name, Nodes: []*registry.Node{{Id: name + "-1"}}}}, nil
+}
+
+// A watch's resync lookup that outlasts its timeout answers after the
+// watch has given up on it: the late answer must not race with the watch
+// (it wrote the watch's result variable after the watch had returned it;
+// -race, seen in TestEtcdPausedPastTTLKeepsCallersCache).
+func TestLateResyncAnswer(t *testing.T) {
+	reg := &slowRegistry{Registry: registry.NewMemoryRegistry()}
+	s := StaleOnError(reg, 10*time.Millisecond, time.Second, t.Logf)
+	w, err := s.Watch(registry.WatchService("user"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	rw := w.(*resyncWatcher)
+	if svcs, err := rw.lookup(); err == nil || svcs != nil {
+		t.Fatalf("lookup past its timeout: %v, %v; want no answer", svcs, err)
+	}
+	poll.Eventually(t, 5*time.Second, func() error {
+		if reg.answered.Load() == 0 {
+			return errors.New("the late lookup has not answered yet")
+		}
+		return nil
+	})
+	if svcs, err := rw.lookup(); err != nil || countNodes(svcs) != 1 {
+		t.Fatalf("lookup in time: %v, %v; want user-1", svcs, err)
 	}
 }

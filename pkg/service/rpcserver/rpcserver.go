@@ -29,7 +29,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	grpcserver "github.com/go-micro/plugins/v4/server/grpc"
 	"go-micro.dev/v4/codec"
@@ -170,32 +169,6 @@ type method struct {
 	// frame holds what a call needs, in one allocation: the request (R),
 	// the argument (A) and the reply (P).
 	frame reflect.Type
-	reply reflect.Type // *P
-	// direct, if set, is fn called without reflect (see directOf).
-	direct directFunc
-}
-
-// directFunc is a method whose receiver, argument and reply are pointers,
-// as a function of untyped pointers: the same arguments in the same
-// registers or stack slots, so a call through it is the method's own.
-// reflect's Call allocates twice per call (its results, and the error in
-// them); generated handlers (go-micro's Register...Handler) all qualify.
-type directFunc func(rcvr unsafe.Pointer, ctx context.Context, arg, reply unsafe.Pointer) error
-
-// directOf is fn, a method expression func(*T, context.Context, *A, *B)
-// error, as a directFunc: a func value is one pointer, which an interface
-// holds as its data word.
-func directOf(fn reflect.Value) directFunc {
-	f := fn.Interface()
-	var d directFunc
-	*(*unsafe.Pointer)(unsafe.Pointer(&d)) = dataOf(&f)
-	return d
-}
-
-// dataOf is the data word of *v: the pointer itself for a pointer (or
-// func) in an interface.
-func dataOf(v *any) unsafe.Pointer {
-	return (*[2]unsafe.Pointer)(unsafe.Pointer(v))[1]
 }
 
 // Fields of a method's frame.
@@ -231,7 +204,7 @@ func (d *dispatcher) register(rcvr any) error {
 		if arg.Kind() == reflect.Pointer {
 			arg, argPtr = arg.Elem(), true
 		}
-		me := &method{
+		methods[m.Name] = &method{
 			endpoint: name + "." + m.Name,
 			rcvr:     v,
 			fn:       m.Func,
@@ -241,12 +214,7 @@ func (d *dispatcher) register(rcvr any) error {
 				frameArg:     {Name: "A", Type: arg},
 				frameReply:   {Name: "P", Type: mt.In(3).Elem()},
 			}),
-			reply: mt.In(3),
 		}
-		if t.Kind() == reflect.Pointer && argPtr && mt.In(1) == typeOfContext {
-			me.direct = directOf(m.Func)
-		}
-		methods[m.Name] = me
 	}
 	d.mu.Lock()
 	d.services[name] = methods
@@ -439,9 +407,6 @@ func call(ctx context.Context, r server.Request, reply any) (err error) {
 		}
 	}()
 	m := req.method
-	if m.direct != nil && reflect.TypeOf(reply) == m.reply { // a wrapper may have replaced it
-		return m.direct(m.rcvr.UnsafePointer(), ctx, req.arg.UnsafePointer(), dataOf(&reply))
-	}
 	// ctx as a value of the interface type the method takes, held in the
 	// request: reflect would otherwise allocate to convert it.
 	req.ctx = ctx

@@ -27,11 +27,7 @@ func TestMetricsPublishedInRegistry(t *testing.T) {
 	if err := callEcho(svc); err != nil {
 		t.Fatal(err)
 	}
-	svcs, err := svc.Registry().GetService("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	address := svcs[0].Nodes[0].Metadata[MetricsKey]
+	address := mustMetricsAddress(t, svc)
 	if !strings.HasPrefix(address, "127.0.0.1:") {
 		t.Fatalf("node metadata %s = %q, want an address on 127.0.0.1 (the host of --server_address)", MetricsKey, address)
 	}
@@ -158,11 +154,7 @@ func TestPprofOnlyWhenAsked(t *testing.T) {
 		svc := mustNew(t, c)
 		start(t, svc)
 		mustRegistered(t, svc)
-		svcs, err := svc.Registry().GetService("test")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := "http://" + svcs[0].Nodes[0].Metadata[MetricsKey]
+		base := "http://" + mustMetricsAddress(t, svc)
 		for _, path := range []string{"/debug/pprof/goroutine", "/debug/pprof/profile?seconds=1"} {
 			rsp, err := http.Get(base + path)
 			if err != nil {
@@ -187,11 +179,7 @@ func TestHeapProfileAfterCollection(t *testing.T) {
 	svc := mustNew(t, c)
 	start(t, svc)
 	mustRegistered(t, svc)
-	svcs, err := svc.Registry().GetService("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + svcs[0].Nodes[0].Metadata[MetricsKey]
+	base := "http://" + mustMetricsAddress(t, svc)
 	for _, tc := range []struct {
 		query  string
 		forced bool
@@ -217,4 +205,14 @@ func forcedCollections() uint64 {
 	s := []metrics.Sample{{Name: "/gc/cycles/forced:gc-cycles"}}
 	metrics.Read(s)
 	return s[0].Value.Uint64()
+}
+
+// mustMetricsAddress is where the registry says svc's metrics listen.
+func mustMetricsAddress(tb testing.TB, svc *Service) string {
+	tb.Helper()
+	svcs, err := svc.Registry().GetService("test")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return svcs[0].Nodes[0].Metadata[MetricsKey]
 }

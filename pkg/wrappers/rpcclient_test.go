@@ -357,11 +357,7 @@ const maxClientAllocs = 157
 func TestCallEndsAtItsDeadline(t *testing.T) {
 	reg := registry.NewMemoryRegistry()
 	service := serviceName(t)
-	for _, id := range []string{"a", "b"} {
-		e := mustServe(t, reg, service, id)
-		e.hang = make(chan struct{})
-		t.Cleanup(func() { close(e.hang) })
-	}
+	mustServeHung(t, reg, service, "a", "b")
 	cfg := DefaultConfig()
 	cfg.RequestTimeout, cfg.AttemptTimeout = 300*time.Millisecond, 200*time.Millisecond
 	c := mustClient(t, reg, cfg)
@@ -466,11 +462,7 @@ func TestNewRequestAllocations(t *testing.T) {
 func TestAttemptCutByRequestTimeoutIsNotTheCallers(t *testing.T) {
 	reg := registry.NewMemoryRegistry()
 	service := serviceName(t)
-	for _, id := range []string{"a", "b"} {
-		e := mustServe(t, reg, service, id)
-		e.hang = make(chan struct{})
-		t.Cleanup(func() { close(e.hang) })
-	}
+	mustServeHung(t, reg, service, "a", "b")
 	var (
 		mu     sync.Mutex
 		faults []Fault
@@ -536,5 +528,16 @@ func TestDecodeJSONAsUnmarshal(t *testing.T) {
 	want := &json.InvalidUnmarshalError{Type: reflect.TypeOf(notAPointer)}
 	if err := decodeJSON([]byte(`{}`), notAPointer); fmt.Sprint(err) != fmt.Sprint(want) {
 		t.Errorf("into a value: %v, want %v", err, want)
+	}
+}
+
+// mustServeHung starts instances of service that never answer until the
+// test ends.
+func mustServeHung(tb testing.TB, reg registry.Registry, service string, ids ...string) {
+	tb.Helper()
+	for _, id := range ids {
+		e := mustServe(tb, reg, service, id)
+		e.hang = make(chan struct{})
+		tb.Cleanup(func() { close(e.hang) })
 	}
 }

@@ -44,6 +44,13 @@ func (c *tracedClient) Call(ctx context.Context, req client.Request, rsp interfa
 	if !c.t.traces(ctx) {
 		return c.Client.Call(ctx, req, rsp, opts...)
 	}
+	return c.spanned(ctx, req, rsp, opts)
+}
+
+// spanned is Call with its span. Apart from Call so that the span's locals
+// are on the stack only for the calls it traces: every frame below a call
+// in flight counts in the goroutine's stack (docs/performance.md).
+func (c *tracedClient) spanned(ctx context.Context, req client.Request, rsp interface{}, opts []client.CallOption) error {
 	ctx, span := c.t.tracer.Start(ctx, c.t.names.get(req.Service(), req.Endpoint()).call, callOpts...)
 	defer span.End()
 	err := c.Client.Call(ctx, req, rsp, opts...)
@@ -64,16 +71,22 @@ func (t *Tracing) CallWrapper() client.CallWrapper {
 			if !t.sampled(ctx) { // never a root: ClientWrapper decided
 				return next(ctx, node, req, rsp, opts)
 			}
-			ctx, span := t.tracer.Start(ctx, t.names.get(req.Service(), req.Endpoint()).span, attemptOpts...)
-			defer span.End()
-			// Set once started, not passed as a start option: one allocation
-			// where the option took three.
-			span.SetAttributes(NodeIDKey.String(node.Id), NodeAddressKey.String(node.Address))
-			err := next(t.inject(ctx), node, req, rsp, opts)
-			setError(span, err)
-			return err
+			return t.attemptSpanned(ctx, next, node, req, rsp, opts)
 		}
 	}
+}
+
+// attemptSpanned is an attempt with its span, apart from the wrapper for
+// the frame size (as tracedClient.spanned).
+func (t *Tracing) attemptSpanned(ctx context.Context, next client.CallFunc, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
+	ctx, span := t.tracer.Start(ctx, t.names.get(req.Service(), req.Endpoint()).span, attemptOpts...)
+	defer span.End()
+	// Set once started, not passed as a start option: one allocation
+	// where the option took three.
+	span.SetAttributes(NodeIDKey.String(node.Id), NodeAddressKey.String(node.Address))
+	err := next(t.inject(ctx), node, req, rsp, opts)
+	setError(span, err)
+	return err
 }
 
 // HandlerWrapper spans each handler of a sampled call, as a child of the
@@ -93,30 +106,50 @@ func (t *Tracing) CallWrapper() client.CallWrapper {
 func (t *Tracing) HandlerWrapper() server.HandlerWrapper {
 	return func(next server.HandlerFunc) server.HandlerFunc {
 		return func(ctx context.Context, req server.Request, rsp interface{}) error {
-			md := t.incoming(ctx)
-			id := getFold(md, RequestIDHeader)
-			if t.off {
-				if id != "" {
-					ctx = WithRequestID(ctx, id)
-				}
+			ctx, sampled := t.handlerContext(ctx)
+			if !sampled {
 				return next(ctx, req, rsp)
 			}
-			// Always a request's context when tracing: its calls start no
-			// trace of their own (Tracing.traces).
-			parent, _ := parseTraceparent(getFold(md, TraceparentHeader))
-			if !parent.IsSampled() {
-				return next(t.unsampled(ctx, md, id, parent.TraceID()), req, rsp)
-			}
-			if ts := getFold(md, tracestateHeader); ts != "" {
-				parent = withTraceState(parent, ts)
-			}
-			ctx, span := t.tracer.Start(t.withRequest(ctx, id, parent), t.names.get(req.Service(), req.Endpoint()).span, handlerOpts...)
-			defer span.End()
-			err := next(ctx, req, rsp)
-			setError(span, err)
-			return err
+			return t.handlerSpanned(ctx, next, req, rsp)
 		}
 	}
+}
+
+// handlerContext is the handler's context: the request id, and when
+// tracing, the caller's trace; sampled says whether to span the handler.
+// Apart from the wrapper so that its locals are off the stack while the
+// handler runs: every frame below a call in flight counts in the
+// goroutine's stack (docs/performance.md).
+func (t *Tracing) handlerContext(ctx context.Context) (_ context.Context, sampled bool) {
+	md := t.incoming(ctx)
+	id := getFold(md, RequestIDHeader)
+	if t.off {
+		if id != "" {
+			ctx = WithRequestID(ctx, id)
+		}
+		return ctx, false
+	}
+	// Always a request's context when tracing: its calls start no
+	// trace of their own (Tracing.traces).
+	parent, _ := parseTraceparent(getFold(md, TraceparentHeader))
+	if !parent.IsSampled() {
+		return t.unsampled(ctx, md, id, parent.TraceID()), false
+	}
+	if ts := getFold(md, tracestateHeader); ts != "" {
+		parent = withTraceState(parent, ts)
+	}
+	return t.withRequest(ctx, id, parent), true
+}
+
+// handlerSpanned is a sampled call's handler with its span, ctx holding
+// the caller's trace (handlerContext); apart from the wrapper for the
+// frame size, as tracedClient.spanned.
+func (t *Tracing) handlerSpanned(ctx context.Context, next server.HandlerFunc, req server.Request, rsp interface{}) error {
+	ctx, span := t.tracer.Start(ctx, t.names.get(req.Service(), req.Endpoint()).span, handlerOpts...)
+	defer span.End()
+	err := next(ctx, req, rsp)
+	setError(span, err)
+	return err
 }
 
 // TraceparentHeader and tracestateHeader name the W3C trace context in

@@ -242,14 +242,17 @@ func (d *dispatcher) lookup(full string) (*method, string, string) {
 }
 
 // handler is the server's handler wrappers around call, built once for
-// each set of wrappers.
-func (d *dispatcher) handler() server.HandlerFunc {
-	ws := d.server.Options().HdlrWrappers
+// each set of wrappers, and the server's name: both from one copy of the
+// server's options, which is large and stays out of handle's frame (every
+// frame below a call in flight counts in the goroutine's stack).
+func (d *dispatcher) handler() (server.HandlerFunc, string) {
+	o := d.server.Options()
+	ws := o.HdlrWrappers
 	d.mu.RLock()
 	h, same := d.wrapped, d.wrapped != nil && sameWrappers(d.wrappers, ws)
 	d.mu.RUnlock()
 	if same {
-		return h
+		return h, o.Name
 	}
 	h = call
 	for i := len(ws) - 1; i >= 0; i-- {
@@ -258,7 +261,7 @@ func (d *dispatcher) handler() server.HandlerFunc {
 	d.mu.Lock()
 	d.wrapped, d.wrappers = h, ws
 	d.mu.Unlock()
-	return h
+	return h, o.Name
 }
 
 func sameWrappers(a, b []server.HandlerWrapper) bool {
@@ -278,10 +281,7 @@ func (d *dispatcher) handle(_ any, stream grpc.ServerStream) error {
 	}
 	m, svc, name := d.lookup(full)
 	if m == nil {
-		if svc == "" {
-			return status.Errorf(codes.InvalidArgument, "malformed method name: %q", full)
-		}
-		return status.Errorf(codes.Unimplemented, "unknown service %s.%s", svc, name)
+		return unknownMethod(full, svc, name)
 	}
 
 	// The metadata as go-micro's (see tap), made by tap as the call
@@ -304,7 +304,10 @@ func (d *dispatcher) handle(_ any, stream grpc.ServerStream) error {
 	}
 	frame := reflect.New(m.frame).Elem()
 	req := frame.Field(frameRequest).Addr().Interface().(*request)
-	*req = request{service: d.server.Options().Name, contentType: ct, method: m}
+	h, name := d.handler()
+	// Fields set in the new (zeroed) frame: a request literal assigned
+	// would be built in handle's frame first, 300 bytes more on the stack.
+	req.service, req.contentType, req.method = name, ct, m
 	argp := frame.Field(frameArg).Addr()
 	if err := req.decode(stream, c, argp.Interface()); err != nil {
 		return err
@@ -314,13 +317,23 @@ func (d *dispatcher) handle(_ any, stream grpc.ServerStream) error {
 		req.arg = argp.Elem()
 	}
 	reply := frame.Field(frameReply).Addr().Interface()
-	if err := d.handler()(ctx, req, reply); err != nil {
+	if err := h(ctx, req, reply); err != nil {
 		return errorStatus(err)
 	}
 	if err := req.out.encode(c, reply); err != nil {
 		return status.Errorf(codes.Internal, "grpc: error while marshaling: %v", err.Error())
 	}
 	return stream.SendMsg(&req.out)
+}
+
+// unknownMethod is the plugin's answer to a method not registered. Apart
+// from handle so that its arguments' room is not in handle's frame, which
+// stays on the stack while the handler runs.
+func unknownMethod(full, svc, name string) error {
+	if svc == "" {
+		return status.Errorf(codes.InvalidArgument, "malformed method name: %q", full)
+	}
+	return status.Errorf(codes.Unimplemented, "unknown service %s.%s", svc, name)
 }
 
 // tap makes a call's go-micro metadata from its headers as gRPC has just

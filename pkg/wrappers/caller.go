@@ -40,7 +40,7 @@ func (c callerChecks) Call(ctx context.Context, req client.Request, rsp interfac
 		return gaveUp(ctx)
 	}
 	if r, ok, err := encodeRequest(req); err != nil {
-		return ByCaller(merrors.InternalServerError(clientID, "%s.%s: encoding the request: %v", req.Service(), req.Endpoint(), err))
+		return encodeError(req, err)
 	} else if ok {
 		req = r
 	}
@@ -51,6 +51,13 @@ func (c callerChecks) Call(ctx context.Context, req client.Request, rsp interfac
 		return gaveUp(ctx)
 	}
 	return err
+}
+
+// encodeError is the error of a request that did not encode. Apart from
+// Call so that its arguments' room is not in Call's frame, which stays on
+// the stack below the call in flight.
+func encodeError(req client.Request, err error) error {
+	return ByCaller(merrors.InternalServerError(clientID, "%s.%s: encoding the request: %v", req.Service(), req.Endpoint(), err))
 }
 
 // gaveUp is the error of a call whose caller's context ended, as go-micro

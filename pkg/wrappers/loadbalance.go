@@ -105,9 +105,16 @@ func (b balancer) Call(ctx context.Context, req client.Request, rsp interface{},
 	}
 	err := b.Client.Call(ctx, req, rsp, order...)
 	if noInstance(err) {
-		return merrors.New(clientID, fmt.Sprintf("service %s: no instance available", req.Service()), 503)
+		return noInstanceError(req.Service())
 	}
 	return err
+}
+
+// noInstanceError is the error of a call that found no instance. Apart
+// from Call so that its arguments' room is not in Call's frame, which
+// stays on the stack below the call in flight.
+func noInstanceError(service string) error {
+	return merrors.New(clientID, fmt.Sprintf("service %s: no instance available", service), 503)
 }
 
 // roundRobin keeps one position per service, and the instances of each

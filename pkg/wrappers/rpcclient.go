@@ -181,7 +181,7 @@ func (r *rpcClient) Call(ctx context.Context, req client.Request, rsp interface{
 	callOpts.CallWrappers = slices.Clip(callOpts.CallWrappers)
 	if len(opts) > 0 {
 		base := callOpts.CallWrappers
-		callOpts = withCallOptions(callOpts, opts)
+		applyCallOptions(&callOpts, opts)
 		if !sameWrappers(base, callOpts.CallWrappers) { // a call option added some
 			call = r.wrap(callOpts.CallWrappers)
 		}
@@ -222,9 +222,13 @@ func (r *rpcClient) Call(ctx context.Context, req client.Request, rsp interface{
 			ctx = derivedFrom(ctx, caller)
 		}
 		callOpts.RequestTimeout = time.Until(deadline)
-		err := r.try(ctx, i, next, call, sel, req, rsp, callOpts)
+		node, err := pick(ctx, i, next, req, callOpts.Backoff)
 		if err == nil {
-			return nil
+			err = call(ctx, node, req, rsp, callOpts)
+			sel.Mark(req.Service(), node, err)
+			if err == nil {
+				return nil
+			}
 		}
 		if err := ctx.Err(); err != nil {
 			return merrors.New(clientID, err.Error(), 408)
@@ -244,40 +248,44 @@ func (r *rpcClient) Call(ctx context.Context, req client.Request, rsp interface{
 	return last
 }
 
-// withCallOptions is o with opts applied: apart from Call, so that a call
-// without options keeps its options on the stack.
-func withCallOptions(o client.CallOptions, opts []client.CallOption) client.CallOptions {
+// applyCallOptions applies opts to *o through a copy: apart from Call, so
+// that a call without options keeps its options on the stack (an option
+// is a func, whose argument escapes), and by pointer, so that Call's frame,
+// on the stack below every call in flight, holds no copy in and out.
+func applyCallOptions(o *client.CallOptions, opts []client.CallOption) {
+	c := *o
 	for _, opt := range opts {
-		opt(&o)
+		opt(&c)
 	}
-	return o
+	*o = c
 }
 
-// try is attempt i: back off, pick the next node, call it.
-func (r *rpcClient) try(ctx context.Context, i int, next selector.Next, call client.CallFunc, sel selector.Selector, req client.Request, rsp interface{}, opts client.CallOptions) error {
-	wait, err := opts.Backoff(ctx, req, i)
+// pick is the node for attempt i, after the attempt's back-off. It
+// returns before the attempt is made, so that its frame is not on the
+// stack below the call in flight (the stack a call needs grows with every
+// frame under it: docs/performance.md).
+func pick(ctx context.Context, i int, next selector.Next, req client.Request, backoff client.BackoffFunc) (*registry.Node, error) {
+	wait, err := backoff(ctx, req, i)
 	if err != nil {
-		return merrors.InternalServerError(clientID, "%s", err.Error())
+		return nil, merrors.InternalServerError(clientID, "%s", err.Error())
 	}
 	if wait > 0 {
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return merrors.New(clientID, ctx.Err().Error(), 408)
+			return nil, merrors.New(clientID, ctx.Err().Error(), 408)
 		case <-t.C:
 		}
 	}
 	node, err := next()
 	if err != nil {
 		if err == selector.ErrNotFound {
-			return merrors.InternalServerError(clientID, "service %s: %s", req.Service(), err.Error())
+			return nil, merrors.InternalServerError(clientID, "service %s: %s", req.Service(), err.Error())
 		}
-		return merrors.InternalServerError(clientID, "error selecting %s node: %s", req.Service(), err.Error())
+		return nil, merrors.InternalServerError(clientID, "error selecting %s node: %s", req.Service(), err.Error())
 	}
-	err = call(ctx, node, req, rsp, opts)
-	sel.Mark(req.Service(), node, err)
-	return err
+	return node, nil
 }
 
 func (r *rpcClient) next(sel selector.Selector, req client.Request, opts client.CallOptions) (selector.Next, error) {
@@ -333,31 +341,46 @@ func (r *rpcClient) attempt(ctx context.Context, node *registry.Node, req client
 	if !ok {
 		return merrors.InternalServerError(clientID, "unsupported Content-Type: %s", req.ContentType())
 	}
-	// The metadata as gRPC headers, one value per key in lower case, as
-	// the plugin sends it: one slice, which gRPC reads as it writes the
-	// headers. Read in place: a handler's context holds the metadata it was
-	// called with, in gRPC's lower-case keys, and metadata.FromContext would
-	// copy it and re-case every key for ToLower to undo (two allocations per
-	// key per call).
-	if md, _ := ctx.Value(r.mdKey).(metadata.Metadata); len(md) > 0 {
-		kv := make([]string, 0, 2*len(md))
-	next:
-		for k, v := range md {
-			k = strings.ToLower(k)
-			for i := 0; i < len(kv); i += 2 {
-				if kv[i] == k {
-					kv[i+1] = v
-					continue next
-				}
-			}
-			kv = append(kv, k, v)
-		}
-		ctx = gmetadata.AppendToOutgoingContext(ctx, kv...)
-	}
+	ctx = r.outgoing(ctx)
 	err = pc.cc.Invoke(ctx, r.methods.of(req.Service(), req.Endpoint()), body(req), rsp, c.callOptions...)
 	if err == nil {
 		return nil
 	}
+	return attemptError(ctx, err, end)
+}
+
+// outgoing is ctx with its go-micro metadata as gRPC headers, one value per
+// key in lower case, as the plugin sends it: one slice, which gRPC reads as
+// it writes the headers. Read in place: a handler's context holds the
+// metadata it was called with, in gRPC's lower-case keys, and
+// metadata.FromContext would copy it and re-case every key for ToLower to
+// undo (two allocations per key per call). Apart from attempt, as
+// attemptError is, so that attempt's frame, on the stack while the call is
+// in flight, holds none of their locals.
+func (r *rpcClient) outgoing(ctx context.Context) context.Context {
+	md, _ := ctx.Value(r.mdKey).(metadata.Metadata)
+	if len(md) == 0 {
+		return ctx
+	}
+	kv := make([]string, 0, 2*len(md))
+next:
+	for k, v := range md {
+		k = strings.ToLower(k)
+		for i := 0; i < len(kv); i += 2 {
+			if kv[i] == k {
+				kv[i+1] = v
+				continue next
+			}
+		}
+		kv = append(kv, k, v)
+	}
+	return gmetadata.AppendToOutgoingContext(ctx, kv...)
+}
+
+// attemptError is the error of an attempt that failed, as the plugin
+// answers it; end is when the connection's timeout ended the attempt
+// (zero: no such timeout).
+func attemptError(ctx context.Context, err error, end time.Time) error {
 	if ctx.Err() != nil { // as the plugin answers an attempt its context ended
 		return merrors.Timeout(clientID, "%v", ctx.Err())
 	}

@@ -88,13 +88,14 @@ const smallBody = 128
 // encodeRequest is req with its body encoded (encode); ok is false for a
 // body or content type left to the client.
 func encodeRequest(req client.Request) (*encodedRequest, bool, error) {
-	if !encodes(req.ContentType(), req.Body()) {
+	c := wireCodecOf(req.ContentType(), req.Body())
+	if c == leftToClient {
 		return nil, false, nil
 	}
 	r := &encodedRequest{Request: req}
-	data, ok, err := encode(r.small[:0], req.ContentType(), req.Body())
-	if !ok || err != nil {
-		return nil, ok, err
+	data, err := encode(r.small[:0], c, req.Body())
+	if err != nil {
+		return nil, false, err
 	}
 	r.frame.Data = data
 	r.wire.sb = data
@@ -118,50 +119,46 @@ func body(req client.Request) any {
 	return req.Body()
 }
 
-// encodes reports whether encode encodes body for contentType.
-func encodes(contentType string, body interface{}) bool {
-	if _, ok := body.(*bytes.Frame); ok {
-		return false
-	}
-	switch contentType {
-	case "application/grpc", "application/grpc+proto", "application/proto", "application/protobuf", "application/octet-stream",
-		"application/json", "application/grpc+json":
-		return true
-	}
-	return false
-}
+// wireCodec is how go-micro's gRPC client encodes a body (its default
+// codecs, client/grpc codec.go).
+type wireCodec int
 
-// encode appends body to dst encoded as go-micro's gRPC client encodes it
-// for contentType (its default codecs, client/grpc codec.go); ok is false
-// for a body or content type it leaves to the client.
-func encode(dst []byte, contentType string, body interface{}) (data []byte, ok bool, err error) {
+const (
+	leftToClient wireCodec = iota // a *bytes.Frame, or a content type we do not encode
+	protoCodec
+	jsonCodec
+)
+
+func wireCodecOf(contentType string, body interface{}) wireCodec {
 	if _, ok := body.(*bytes.Frame); ok {
-		return nil, false, nil
+		return leftToClient
 	}
-	var b []byte
 	switch contentType {
 	case "application/grpc", "application/grpc+proto", "application/proto", "application/protobuf", "application/octet-stream":
+		return protoCodec
+	case "application/json", "application/grpc+json":
+		return jsonCodec
+	}
+	return leftToClient
+}
+
+// encode appends body to dst encoded with c, as go-micro's gRPC client
+// encodes it.
+func encode(dst []byte, c wireCodec, body interface{}) ([]byte, error) {
+	if c == protoCodec {
 		switch m := body.(type) {
 		case proto.Message:
-			b, err = proto.MarshalOptions{}.MarshalAppend(dst, m)
+			return proto.MarshalOptions{}.MarshalAppend(dst, m)
 		case protoiface.MessageV1:
-			b, err = proto.MarshalOptions{}.MarshalAppend(dst, protoadapt.MessageV2Of(m))
+			return proto.MarshalOptions{}.MarshalAppend(dst, protoadapt.MessageV2Of(m))
 		default:
-			err = fmt.Errorf("%T is not a proto message", body)
+			return nil, fmt.Errorf("%T is not a proto message", body)
 		}
-	case "application/json", "application/grpc+json":
-		if m, ok := body.(proto.Message); ok {
-			b, err = protojson.MarshalOptions{}.MarshalAppend(dst, m)
-		} else {
-			b, err = appendJSON(dst, body)
-		}
-	default:
-		return nil, false, nil
 	}
-	if err != nil {
-		return nil, false, err
+	if m, ok := body.(proto.Message); ok {
+		return protojson.MarshalOptions{}.MarshalAppend(dst, m)
 	}
-	return b, true, nil
+	return appendJSON(dst, body)
 }
 
 // appendJSON appends v to dst as json.Marshal encodes it, through an

@@ -128,7 +128,7 @@ func TestClassify(t *testing.T) {
 	ended, cancel := context.WithCancel(context.Background())
 	cancel()
 	// The client's own request timeout, over a caller that is still waiting.
-	requestTimeout, cancelRequest := context.WithCancel(withCaller(context.Background()))
+	requestTimeout, cancelRequest := context.WithCancel(derivedFrom(context.Background(), context.Background()))
 	cancelRequest()
 	live := context.Background()
 	for _, tc := range []struct {
@@ -151,7 +151,7 @@ func TestClassify(t *testing.T) {
 		{"attempt timeout", live, merrors.Timeout(clientID, "context deadline exceeded"), NetworkFault},
 		{"request timeout of the client", requestTimeout, merrors.Timeout(clientID, "context canceled"), NetworkFault},
 		{"caller's context ended", ended, merrors.Timeout(clientID, "context canceled"), CallerFault},
-		{"caller's context ended, seen deeper in the chain", withCaller(ended), merrors.Timeout(clientID, "context canceled"), CallerFault},
+		{"caller's context ended, seen deeper in the chain", derivedFrom(ended, ended), merrors.Timeout(clientID, "context canceled"), CallerFault},
 		{"caller's context ended, plain error", ended, context.Canceled, CallerFault},
 		{"marked by the caller", live, ByCaller(merrors.InternalServerError(clientID, "bad input")), CallerFault},
 		{"marked by the caller, wrapped", live, fmt.Errorf("x: %w", ByCaller(errors.New("bad input"))), CallerFault},

@@ -140,13 +140,6 @@ func (e callerError) Unwrap() error { return e.err }
 // callerKey marks the context a caller passed to Call.
 type callerKey struct{}
 
-// withCaller marks ctx as the caller's own, so that code deeper in the
-// chain, which sees contexts derived from it, can tell the caller giving up
-// from the client's own request timeout.
-func withCaller(ctx context.Context) context.Context {
-	return context.WithValue(ctx, callerKey{}, ctx)
-}
-
 // derivedFrom marks ctx, which the client derived from caller (its request
 // timeout), as caller's: the client marks only the contexts it makes, so a
 // call that makes none (a caller with a deadline of its own, or the first

@@ -376,47 +376,46 @@ func (c *snapshotCache) run(service string) {
 		c.running[service] = false
 		c.mu.Unlock()
 	}()
-	var a, b int
+	var a, b int // failures in a row: to start a watch, of a watch
 	for {
 		if !c.sleep(time.Duration(rand.Int64N(100)) * time.Millisecond) { // jitter
 			return
 		}
 		w, err := c.reg.Watch(registry.WatchService(service))
 		if err != nil {
-			if c.quit() {
+			if !c.backOff(&a, "watching "+service, err) {
 				return
 			}
-			d := watchBackoff(a)
-			c.setStatus(err)
-			if a > 3 {
-				logger.Logf(logger.DebugLevel, "discovery cache: watching %s: %v, backing off %v", service, err, d)
-				a = 0
-			}
-			if !c.sleep(d) {
-				return
-			}
-			a++
 			continue
 		}
 		a = 0
 		if err := c.watch(w); err != nil {
-			if c.quit() {
+			if !c.backOff(&b, "watch of "+service, err) {
 				return
 			}
-			d := watchBackoff(b)
-			c.setStatus(err)
-			if b > 3 {
-				logger.Logf(logger.DebugLevel, "discovery cache: watch of %s: %v, backing off %v", service, err, d)
-				b = 0
-			}
-			if !c.sleep(d) {
-				return
-			}
-			b++
 			continue
 		}
 		b = 0
 	}
+}
+
+// backOff records a failed watch (the *failures-th in a row) and waits as
+// go-micro's cache does before the next; false if the cache stopped.
+func (c *snapshotCache) backOff(failures *int, what string, err error) bool {
+	if c.quit() {
+		return false
+	}
+	d := watchBackoff(*failures)
+	c.setStatus(err)
+	if *failures > 3 {
+		logger.Logf(logger.DebugLevel, "discovery cache: %s: %v, backing off %v", what, err, d)
+		*failures = 0
+	}
+	if !c.sleep(d) {
+		return false
+	}
+	*failures++
+	return true
 }
 
 // watch applies the events of w until it fails or the cache stops.
